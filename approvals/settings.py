@@ -1,0 +1,130 @@
+"""Every setting, read from the environment and `.env` in this one place.
+
+Everything below the composition root receives clients and settings as arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from state.connection import parse_redis_url
+from state.errors import RedisSetupError
+
+SLACK_API_DEFAULT = "https://slack.com/api/"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = SLACK_API_DEFAULT
+    redis_url: str | None = None
+    approvals_channel: str = "#approvals"
+    approvals_default_approvers: Annotated[list[str], NoDecode] = []
+    approvals_requester: str | None = None
+    approvals_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    approvals_data_dir: Path = Path(".data")
+    approvals_wait_slice_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    approvals_sweep_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    prefect_ui_url: str | None = None
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return v
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and v.get_secret_value() and not v.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return v or None
+
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _signing_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not re.fullmatch(r"[0-9a-f]{16,64}", v.get_secret_value()):
+            raise ValueError("must be the app's signing secret (hex, from Basic Information)")
+        return v
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", v):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        try:
+            parse_redis_url(v)
+        except RedisSetupError as e:
+            raise ValueError(str(e)) from e
+        return v
+
+    @field_validator("approvals_channel")
+    @classmethod
+    def _channel(cls, v: str) -> str:
+        if not re.fullmatch(r"([CGD][A-Z0-9]{2,31}|#?[a-z0-9][a-z0-9._-]{0,79})", v):
+            raise ValueError("must be a channel id (C0123ABC) or name (#approvals)")
+        return v
+
+    @field_validator("approvals_default_approvers", mode="before")
+    @classmethod
+    def _approvers(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [part.strip() for part in v.split(",") if part.strip()]
+        if isinstance(v, list):
+            for user in v:
+                if not isinstance(user, str) or not re.fullmatch(r"[UW][A-Z0-9]{2,31}", user):
+                    raise ValueError(f"{user!r} is not a Slack user id (like U012AB3CD)")
+        return v
+
+    @field_validator("approvals_requester")
+    @classmethod
+    def _requester(cls, v: str | None) -> str | None:
+        if v and not re.fullmatch(r"[UW][A-Z0-9]{2,31}", v):
+            raise ValueError(f"{v!r} is not a Slack user id (like U012AB3CD)")
+        return v or None
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.approvals_retention_days)
+
+    def bot_token(self) -> str:
+        if self.slack_bot_token is None:
+            raise SettingsError("setting SLACK_BOT_TOKEN is missing (the bot token, xoxb-...)")
+        return self.slack_bot_token.get_secret_value()
+
+    def signing_secret(self) -> str:
+        if self.slack_signing_secret is None:
+            raise SettingsError("setting SLACK_SIGNING_SECRET is missing (Basic Information page)")
+        return self.slack_signing_secret.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; a bad one raises SettingsError naming the variable in one line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"setting {name}: {first['msg']}") from e

@@ -1,0 +1,28 @@
+"""Turns settings into connected parts: the Redis URL (private server if unset) and the stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from state.connection import connect, connect_async
+from state.private_server import ensure_private_server
+from state.store import ApprovalStore, AsyncApprovalStore
+
+from .settings import Settings
+
+
+def resolve_redis_url(settings: Settings) -> str:
+    """REDIS_URL when set; otherwise the project folder's private server, started on demand."""
+    if settings.redis_url:
+        return settings.redis_url
+    return ensure_private_server(settings.approvals_data_dir / "redis").url
+
+
+def sync_store(settings: Settings, url: str | None = None) -> ApprovalStore:
+    client: Any = connect(url or resolve_redis_url(settings))
+    return ApprovalStore(client, retention=settings.retention)
+
+
+def async_store(settings: Settings, url: str | None = None) -> AsyncApprovalStore:
+    client: Any = connect_async(url or resolve_redis_url(settings))
+    return AsyncApprovalStore(client, retention=settings.retention)

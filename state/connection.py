@@ -1,0 +1,121 @@
+"""Builds blocking and asyncio Redis clients from one URL.
+
+    redis://, rediss://, unix://                          a single server
+    redis+sentinel://[:pw@]host:port[,host:port]/master[/db]   via Redis Sentinel
+    redis+cluster://[:pw@]host:port[,host:port]            Redis Cluster (hash tags keep a
+                                                           request's keys in one slot)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.cluster
+import redis.sentinel
+
+from .errors import RedisSetupError
+
+Kind = Literal["single", "sentinel", "cluster"]
+
+# Keepalive and health checks let a long BLPOP notice a dead server instead of hanging.
+_COMMON: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 30,
+}
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    kind: Kind
+    url: str
+    nodes: list[tuple[str, int]] = field(default_factory=list)
+    master: str = ""
+    db: int = 0
+    password: str | None = None
+    username: str | None = None
+    tls: bool = False
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Validate a Redis URL up front so a typo fails at start, not on the first click."""
+    if not url or not isinstance(url, str):
+        raise RedisSetupError("REDIS_URL is empty")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("redis", "rediss", "unix"):
+        if scheme != "unix" and not parts.hostname:
+            raise RedisSetupError(f"REDIS_URL {url!r} names no host")
+        if scheme == "unix" and not parts.path:
+            raise RedisSetupError(f"REDIS_URL {url!r} names no socket path")
+        try:
+            _ = parts.port
+        except ValueError as e:
+            raise RedisSetupError(f"REDIS_URL {url!r}: bad port") from e
+        return RedisTarget(kind="single", url=url)
+    if scheme not in ("redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"):
+        raise RedisSetupError(
+            f"REDIS_URL scheme {parts.scheme!r} is not one of redis, rediss, unix, "
+            "redis+sentinel, redis+cluster"
+        )
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":") if userinfo else ("", "", "")
+    nodes = []
+    for host_port in hosts.split(","):
+        host, _, port = host_port.rpartition(":")
+        if not host or not port.isdigit():
+            raise RedisSetupError(f"REDIS_URL {url!r}: {host_port!r} is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    kind: Kind = "sentinel" if scheme.endswith("sentinel") else "cluster"
+    master, db = "", 0
+    if kind == "sentinel":
+        if not path:
+            raise RedisSetupError(f"REDIS_URL {url!r}: name the master, e.g. /mymaster")
+        master = path[0]
+        if len(path) > 1:
+            if not path[1].isdigit():
+                raise RedisSetupError(f"REDIS_URL {url!r}: database must be a number")
+            db = int(path[1])
+    return RedisTarget(
+        kind=kind, url=url, nodes=nodes, master=master, db=db,
+        password=unquote(password) or None, username=unquote(username) or None,
+        tls=scheme.startswith("rediss"),
+    )
+
+
+def connect(url: str) -> Any:
+    """A blocking client for `url`."""
+    target = parse_redis_url(url)
+    auth: dict[str, Any] = {"password": target.password, "username": target.username}
+    if target.kind == "single":
+        return redis.Redis.from_url(url, **_COMMON)
+    if target.kind == "cluster":
+        nodes = [redis.cluster.ClusterNode(h, p) for h, p in target.nodes]
+        return redis.cluster.RedisCluster(startup_nodes=nodes, ssl=target.tls, **auth,
+                                          decode_responses=True, socket_connect_timeout=5)
+    sentinel = redis.sentinel.Sentinel(target.nodes, socket_connect_timeout=5,
+                                       sentinel_kwargs={"password": target.password})
+    return sentinel.master_for(target.master, db=target.db, ssl=target.tls, **auth, **_COMMON)
+
+
+def connect_async(url: str) -> Any:
+    """An asyncio client for `url`; one per event loop."""
+    target = parse_redis_url(url)
+    auth: dict[str, Any] = {"password": target.password, "username": target.username}
+    if target.kind == "single":
+        return redis.asyncio.Redis.from_url(url, **_COMMON)
+    if target.kind == "cluster":
+        nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes]
+        return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, ssl=target.tls, **auth,
+                                                  decode_responses=True)
+    sentinel = redis.asyncio.sentinel.Sentinel(target.nodes, socket_connect_timeout=5,
+                                               sentinel_kwargs={"password": target.password})
+    return sentinel.master_for(target.master, db=target.db, ssl=target.tls, **auth, **_COMMON)

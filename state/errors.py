@@ -1,0 +1,34 @@
+"""Errors raised by the approval store.
+
+    ApprovalError                 base of everything the store raises on purpose
+    ├── InvalidRequest            a request or argument breaks a rule; nothing was written
+    ├── RequestNotFound           no request with that id (or it has expired)
+    ├── CorruptRecord             Redis holds something the store did not write
+    └── RedisSetupError           no server could be reached or started
+"""
+
+from __future__ import annotations
+
+
+class ApprovalError(Exception):
+    """Base class for errors the store raises deliberately."""
+
+
+class InvalidRequest(ApprovalError, ValueError):
+    """An input broke a rule; the message names the field and the rule."""
+
+
+class RequestNotFound(ApprovalError, LookupError):
+    """The id is well formed but names no stored request."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"no approval request with id {request_id!r}")
+        self.request_id = request_id
+
+
+class CorruptRecord(ApprovalError):
+    """Stored data failed validation: refuse to act on it rather than guess."""
+
+
+class RedisSetupError(ApprovalError):
+    """Redis could not be reached, parsed from its URL, or started."""

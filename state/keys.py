@@ -1,0 +1,50 @@
+"""Every Redis key the project uses, spelled once.
+
+All keys of one request share the hash tag `{<request_id>}`, so a single Lua script may touch
+them all, on a single server or a Redis Cluster. The cross-request indexes live in other slots;
+they are hints kept up to date by separate commands, and readers re-check the request itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "approvals"
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    prefix: str = DEFAULT_PREFIX
+
+    def spec(self, request_id: str) -> str:
+        """String: the request's spec as JSON; written once at create."""
+        return f"{self.prefix}:req:{{{request_id}}}:spec"
+
+    def state(self, request_id: str) -> str:
+        """Hash: status, counters, deadline, eligibility (`approver:U..`, `group:S..`), votes."""
+        return f"{self.prefix}:req:{{{request_id}}}:state"
+
+    def audit(self, request_id: str) -> str:
+        """List of JSON events. A list, not a stream: a stream pre-allocates ~4.7 KB."""
+        return f"{self.prefix}:req:{{{request_id}}}:audit"
+
+    def done(self, request_id: str) -> str:
+        """List holding one token once the request is closed; waiters block on it with BLPOP."""
+        return f"{self.prefix}:req:{{{request_id}}}:done"
+
+    def request_keys(self, request_id: str) -> list[str]:
+        """The KEYS of every request script, in the order the Lua header names them."""
+        return [
+            self.spec(request_id),
+            self.state(request_id),
+            self.audit(request_id),
+            self.done(request_id),
+        ]
+
+    def pending_index(self) -> str:
+        """Sorted set request_id -> deadline (ms): what `pending` and the sweeper scan."""
+        return f"{self.prefix}:pending"
+
+    def user_history(self, user_id: str) -> str:
+        """List of request ids a user voted on, newest first, capped; for App Home."""
+        return f"{self.prefix}:history:{user_id}"

@@ -1,0 +1,44 @@
+-- create: store a new request unless one with this id exists (idempotency).
+-- ARGV[1] spec JSON        ARGV[2] requester or ''     ARGV[3] quorum
+-- ARGV[4] allow_self 1/0   ARGV[5] timeout outcome     ARGV[6] timeout ms or ''
+-- ARGV[7] absolute deadline ms or ''                   ARGV[8] retention ms
+-- ARGV[9] open 1/0         ARGV[10] n approvers, then the approver ids,
+--                          then n groups, then the group ids
+-- Returns {'created'|'exists'|'deadline_past', deadline_ms}
+
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'exists', redis.call('HGET', KEYS[2], 'deadline_ms')}
+end
+local now = now_ms()
+local deadline
+if ARGV[7] ~= '' then
+  deadline = tonumber(ARGV[7])
+else
+  deadline = now + tonumber(ARGV[6])
+end
+if deadline <= now then
+  return {'deadline_past', tostring(deadline)}
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'status', 'pending', 'requester', ARGV[2], 'quorum', ARGV[3],
+           'allow_self', ARGV[4], 'timeout_outcome', ARGV[5], 'created_ms', now,
+           'deadline_ms', deadline, 'open', ARGV[9], 'approvals', 0)
+local i = 10
+local n = tonumber(ARGV[i])
+for j = 1, n do
+  redis.call('HSET', KEYS[2], 'approver:' .. ARGV[i + j], '1')
+end
+i = i + n + 1
+n = tonumber(ARGV[i])
+for j = 1, n do
+  redis.call('HSET', KEYS[2], 'group:' .. ARGV[i + j], '1')
+end
+local entry = {event = 'created', at = now}
+if ARGV[2] ~= '' then entry.user = ARGV[2] end
+audit(entry)
+-- A pending request lives until its deadline plus the retention, even if no sweeper runs.
+local expire_at = deadline + tonumber(ARGV[8])
+for k = 1, 3 do
+  redis.call('PEXPIREAT', KEYS[k], expire_at)
+end
+return {'created', tostring(deadline)}

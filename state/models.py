@@ -1,0 +1,233 @@
+"""The approval request, its votes and its decision, validated at every boundary.
+
+A `RequestSpec` is what a caller asks for; an `ApprovalRequest` is what the store holds
+(spec + server-side state). Times are UTC; deadlines are decided by the Redis server clock.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
+
+# Crockford base32 without i, l, o, u: ids survive being read aloud or typed in a slash command.
+ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+REQUEST_ID_LENGTH = 16
+REQUEST_ID_PATTERN = re.compile(rf"^[{ID_ALPHABET}]{{{REQUEST_ID_LENGTH}}}$")
+
+USER_ID_PATTERN = r"^[UW][A-Z0-9]{2,31}$"
+GROUP_ID_PATTERN = r"^S[A-Z0-9]{2,31}$"
+# Slack accepts a conversation id or a channel name for chat.postMessage.
+CHANNEL_PATTERN = r"^([CGD][A-Z0-9]{2,31}|#?[a-z0-9][a-z0-9._-]{0,79})$"
+
+MAX_TITLE = 200
+MAX_SUMMARY = 3000
+MAX_FACTS = 10
+MAX_REASON = 500
+MAX_APPROVERS = 50
+MAX_GROUPS = 10
+MAX_TIMEOUT = timedelta(days=90)
+
+UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
+GroupId = Annotated[str, StringConstraints(pattern=GROUP_ID_PATTERN)]
+ChannelRef = Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON)]
+
+
+class Outcome(StrEnum):
+    """A vote, and what a timeout turns into."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+    @property
+    def closed(self) -> bool:
+        return self is not Status.PENDING
+
+
+class DecideStatus(StrEnum):
+    """What `decide` did; every refusal has its own member so the bot can say exactly why."""
+
+    RECORDED = "recorded"  # vote counted, quorum not reached yet
+    APPROVED = "approved"  # this vote reached the quorum
+    REJECTED = "rejected"  # this vote rejected the request
+    UNKNOWN = "unknown"
+    CLOSED = "closed"
+    EXPIRED = "expired"
+    NOT_ELIGIBLE = "not_eligible"
+    SELF_APPROVAL = "self_approval"
+    DUPLICATE_VOTE = "duplicate_vote"
+
+    @property
+    def accepted(self) -> bool:
+        return self in (DecideStatus.RECORDED, DecideStatus.APPROVED, DecideStatus.REJECTED)
+
+
+class CloseStatus(StrEnum):
+    """What `cancel`, `expire` and `resolve` did."""
+
+    CLOSED_NOW = "closed_now"
+    UNKNOWN = "unknown"
+    ALREADY_CLOSED = "already_closed"
+    NOT_DUE = "not_due"
+    NOT_REQUESTER = "not_requester"
+
+
+class Fact(BaseModel):
+    """One label/value pair shown as a field of the Slack message."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+    value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class RequestSpec(BaseModel):
+    """What a flow, the CLI or the bot asks for. Validation here is the only gate into Redis."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE)]
+    summary: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_SUMMARY)] = ""
+    facts: Annotated[list[Fact], Field(max_length=MAX_FACTS)] = []
+    requester: UserId | None = None
+    approvers: Annotated[list[UserId], Field(max_length=MAX_APPROVERS)] = []
+    approver_groups: Annotated[list[GroupId], Field(max_length=MAX_GROUPS)] = []
+    quorum: Annotated[int, Field(ge=1, le=MAX_APPROVERS)] = 1
+    allow_self_approval: bool = False
+    channel: ChannelRef
+    timeout: Annotated[timedelta, Field(gt=timedelta(0), le=MAX_TIMEOUT)] | None = timedelta(hours=24)
+    deadline: datetime | None = None
+    timeout_outcome: Outcome = Outcome.REJECT
+    flow_run_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    gate: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+    @model_validator(mode="after")
+    def _check_rules(self, info: ValidationInfo) -> Self:
+        if len(set(self.approvers)) != len(self.approvers):
+            raise ValueError("approvers: each user may be named once")
+        if len(set(self.approver_groups)) != len(self.approver_groups):
+            raise ValueError("approver_groups: each group may be named once")
+        # Group sizes are unknown here, so the quorum can only be checked against named users.
+        if self.approvers and not self.approver_groups and self.quorum > len(self.approvers):
+            raise ValueError(
+                f"quorum: {self.quorum} approvals needed but only {len(self.approvers)} approvers named"
+            )
+        if self.deadline is not None:
+            if self.deadline.tzinfo is None:
+                raise ValueError("deadline: must carry a time zone")
+            # A stored spec is re-read long after its deadline; only new specs must be future.
+            stored = bool(info.context and info.context.get("stored"))
+            if not stored and self.deadline <= datetime.now(UTC):
+                raise ValueError("deadline: must be in the future")
+        return self
+
+    @property
+    def open_to_anyone(self) -> bool:
+        return not self.approvers and not self.approver_groups
+
+
+class Vote(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    user: str
+    vote: Outcome
+    at: datetime
+
+
+class Decision(BaseModel):
+    """The final word on a request; `approved` already applies the timeout outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    status: Status
+    approved: bool
+    decided_by: str | None
+    decided_at: datetime
+    reason: str | None
+    votes: list[Vote]
+
+
+class ApprovalRequest(BaseModel):
+    """A stored request: the spec plus what happened to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    spec: RequestSpec
+    status: Status
+    created_at: datetime
+    deadline: datetime
+    votes: list[Vote]
+    message_channel: str | None = None
+    message_ts: str | None = None
+    decision: Decision | None = None
+
+    @property
+    def approvals(self) -> list[Vote]:
+        return [v for v in self.votes if v.vote is Outcome.APPROVE]
+
+    def may_decide(self, user: str, groups: frozenset[str] | set[str] = frozenset()) -> bool:
+        """Whether `user` (a member of `groups`) could cast a vote now, by the same rules as Lua."""
+        if self.status.closed or datetime.now(UTC) >= self.deadline:
+            return False
+        if any(v.user == user for v in self.votes):
+            return False
+        eligible = (
+            self.spec.open_to_anyone
+            or user in self.spec.approvers
+            or bool(set(self.spec.approver_groups) & set(groups))
+        )
+        self_blocked = user == self.spec.requester and not self.spec.allow_self_approval
+        return eligible and not self_blocked
+
+
+class AuditEvent(BaseModel):
+    """One line of a request's audit trail, in the order Redis appended it."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    event: str
+    at: datetime
+    user: str | None = None
+    vote: Outcome | None = None
+    reason: str | None = None
+    status: Status | None = None
+    approved: bool | None = None
+
+
+class DecideResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: DecideStatus
+    request: ApprovalRequest | None
+
+
+class CloseResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: CloseStatus
+    request: ApprovalRequest | None
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -1,0 +1,376 @@
+"""The store's operations, written once as sans-I/O plans.
+
+A plan is a generator that yields Redis steps and receives their results; `store.py` runs the
+same plan on a blocking or an asyncio client, so no rule is written twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import CorruptRecord, InvalidRequest, RequestNotFound
+from .keys import KeySpace
+from .models import (
+    GROUP_ID_PATTERN,
+    ID_ALPHABET,
+    MAX_REASON,
+    REQUEST_ID_LENGTH,
+    REQUEST_ID_PATTERN,
+    USER_ID_PATTERN,
+    ApprovalRequest,
+    AuditEvent,
+    CloseResult,
+    CloseStatus,
+    DecideResult,
+    DecideStatus,
+    Decision,
+    Outcome,
+    RequestSpec,
+    Status,
+    Vote,
+    ms_to_datetime,
+)
+
+HISTORY_LENGTH = 50
+DEFAULT_RETENTION = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Redis command, by its redis-py method name."""
+
+    command: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunScript:
+    name: str
+    keys: list[str]
+    args: list[str | int]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Independent commands sent in one round trip (a non-transactional pipeline)."""
+
+    calls: list[Call]
+
+
+Step = Call | RunScript | Batch
+Plan = Generator[Step, Any, Any]
+
+
+def new_request_id(idempotency_key: str | None = None) -> str:
+    """A random id, or one derived from the key so a retried create lands on the same request."""
+    if idempotency_key is None:
+        return "".join(secrets.choice(ID_ALPHABET) for _ in range(REQUEST_ID_LENGTH))
+    digest = int.from_bytes(hashlib.sha256(idempotency_key.encode()).digest(), "big")
+    chars = []
+    for _ in range(REQUEST_ID_LENGTH):
+        digest, index = divmod(digest, len(ID_ALPHABET))
+        chars.append(ID_ALPHABET[index])
+    return "".join(chars)
+
+
+def check_request_id(request_id: object) -> str:
+    if not isinstance(request_id, str) or not REQUEST_ID_PATTERN.match(request_id):
+        raise InvalidRequest(
+            f"malformed request id {request_id!r}: expected {REQUEST_ID_LENGTH} characters "
+            f"from {ID_ALPHABET!r}"
+        )
+    return request_id
+
+
+def _check_user(user: object, what: str = "user") -> str:
+    if not isinstance(user, str) or not re.match(USER_ID_PATTERN, user):
+        raise InvalidRequest(f"{what}: {user!r} is not a Slack user id (like U012AB3CD)")
+    return user
+
+
+def _check_groups(groups: Iterable[str]) -> list[str]:
+    checked = []
+    for group in groups:
+        if not isinstance(group, str) or not re.match(GROUP_ID_PATTERN, group):
+            raise InvalidRequest(f"groups: {group!r} is not a Slack user group id (like S0614TZR7)")
+        checked.append(group)
+    return checked
+
+
+def _check_reason(reason: str | None) -> str:
+    if reason is None:
+        return ""
+    if not isinstance(reason, str):
+        raise InvalidRequest("reason: must be text")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise InvalidRequest(f"reason: {len(reason)} characters, at most {MAX_REASON} allowed")
+    return reason
+
+
+def _to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def parse_request(request_id: str, spec_json: str | None, state: Mapping[str, str]) -> ApprovalRequest:
+    """Rebuild a request from Redis, refusing anything the store could not have written."""
+    if spec_json is None or not state:
+        raise RequestNotFound(request_id)
+    try:
+        spec = RequestSpec.model_validate_json(spec_json, context={"stored": True})
+        status = Status(state["status"])
+        votes = sorted(
+            (
+                Vote(user=name[5:], vote=Outcome(value.split(":")[0]),
+                     at=ms_to_datetime(int(value.split(":")[1])))
+                for name, value in state.items()
+                if name.startswith("vote:")
+            ),
+            key=lambda v: (v.at, v.user),
+        )
+        decision = None
+        if status.closed:
+            decision = Decision(
+                request_id=request_id,
+                status=status,
+                approved=state["approved"] == "1",
+                decided_by=state.get("decided_by"),
+                decided_at=ms_to_datetime(int(state["decided_ms"])),
+                reason=state.get("reason"),
+                votes=votes,
+            )
+        return ApprovalRequest(
+            id=request_id,
+            spec=spec,
+            status=status,
+            created_at=ms_to_datetime(int(state["created_ms"])),
+            deadline=ms_to_datetime(int(state["deadline_ms"])),
+            votes=votes,
+            message_channel=state.get("msg_channel"),
+            message_ts=state.get("msg_ts"),
+            decision=decision,
+        )
+    except (KeyError, ValueError, IndexError, ValidationError) as e:
+        raise CorruptRecord(f"request {request_id}: stored data is invalid ({e})") from e
+
+
+class Plans:
+    """Builds the plan of each store operation; holds only configuration."""
+
+    def __init__(self, keys: KeySpace, retention: timedelta = DEFAULT_RETENTION) -> None:
+        if retention <= timedelta(0):
+            raise InvalidRequest("retention: must be positive")
+        self.keys = keys
+        self.retention_ms = int(retention.total_seconds() * 1000)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _read(self, request_id: str) -> Plan:
+        spec_json, state = yield Batch(
+            [Call("get", (self.keys.spec(request_id),)),
+             Call("hgetall", (self.keys.state(request_id),))]
+        )
+        return parse_request(request_id, spec_json, state)
+
+    def get(self, request_id: str) -> Plan:
+        return (yield from self._read(check_request_id(request_id)))
+
+    def _read_many(self, request_ids: list[str]) -> Plan:
+        """Requests by id, in order, skipping those that have expired from Redis."""
+        if not request_ids:
+            return []
+        calls: list[Call] = []
+        for request_id in request_ids:
+            calls += [Call("get", (self.keys.spec(request_id),)),
+                      Call("hgetall", (self.keys.state(request_id),))]
+        raw = yield Batch(calls)
+        found = []
+        for i, request_id in enumerate(request_ids):
+            if raw[2 * i] is not None and raw[2 * i + 1]:
+                found.append(parse_request(request_id, raw[2 * i], raw[2 * i + 1]))
+        return found
+
+    def audit(self, request_id: str) -> Plan:
+        check_request_id(request_id)
+        exists, entries = yield Batch(
+            [Call("exists", (self.keys.state(request_id),)),
+             Call("lrange", (self.keys.audit(request_id), 0, -1))]
+        )
+        if not exists:
+            raise RequestNotFound(request_id)
+        events = []
+        for raw in entries:
+            try:
+                data = json.loads(raw)
+                data["at"] = ms_to_datetime(int(data["at"]))
+                events.append(AuditEvent.model_validate(data))
+            except (ValueError, KeyError, TypeError, ValidationError) as e:
+                raise CorruptRecord(f"request {request_id}: bad audit entry {raw!r}") from e
+        return events
+
+    def pending(self, user: str | None, groups: Iterable[str], limit: int) -> Plan:
+        """Open requests, soonest deadline first; for a user, only those they may decide now."""
+        member_of = frozenset(_check_groups(groups))
+        if user is not None:
+            _check_user(user)
+        ids = yield Call("zrange", (self.keys.pending_index(), 0, max(limit, 1) * 4 - 1))
+        requests = yield from self._read_many(list(ids))
+        live = {r.id for r in requests if r.status is Status.PENDING}
+        stale = [request_id for request_id in ids if request_id not in live]
+        if stale:
+            # The index is a hint: heal entries whose request closed or expired from Redis.
+            yield Call("zrem", (self.keys.pending_index(), *stale))
+        open_requests = [r for r in requests if r.status is Status.PENDING]
+        if user is not None:
+            open_requests = [r for r in open_requests if r.may_decide(user, member_of)]
+        return open_requests[:limit]
+
+    def recent(self, user: str, limit: int) -> Plan:
+        """Requests the user voted on, newest first."""
+        _check_user(user)
+        ids = yield Call("lrange", (self.keys.user_history(user), 0, limit - 1))
+        return (yield from self._read_many(list(dict.fromkeys(ids))))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create(self, spec: RequestSpec, idempotency_key: str | None) -> Plan:
+        if not isinstance(spec, RequestSpec):
+            raise InvalidRequest("spec: expected a RequestSpec")
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= 500):
+            raise InvalidRequest("idempotency_key: 1 to 500 characters")
+        request_id = new_request_id(idempotency_key)
+        timeout_ms = "" if spec.timeout is None else str(int(spec.timeout.total_seconds() * 1000))
+        deadline_ms = "" if spec.deadline is None else str(_to_ms(spec.deadline))
+        if spec.deadline is not None:
+            # An explicit deadline wins; the default timeout is then unused.
+            timeout_ms = ""
+        if not timeout_ms and not deadline_ms:
+            raise InvalidRequest("timeout: give a timeout or a deadline")
+        args: list[str | int] = [
+            spec.model_dump_json(),
+            spec.requester or "",
+            spec.quorum,
+            "1" if spec.allow_self_approval else "0",
+            spec.timeout_outcome.value,
+            timeout_ms,
+            deadline_ms,
+            self.retention_ms,
+            "1" if spec.open_to_anyone else "0",
+            len(spec.approvers), *spec.approvers,
+            len(spec.approver_groups), *spec.approver_groups,
+        ]
+        status, deadline = yield RunScript("create", self.keys.request_keys(request_id), args)
+        if status == "deadline_past":
+            raise InvalidRequest("deadline: already past by the server's clock")
+        request = yield from self._read(request_id)
+        if request.status is Status.PENDING:
+            yield Call("zadd", (self.keys.pending_index(), {request_id: int(deadline)}))
+        return request
+
+    def decide(
+        self, request_id: str, user: str, vote: Outcome | str, reason: str | None,
+        groups: Iterable[str],
+    ) -> Plan:
+        check_request_id(request_id)
+        _check_user(user)
+        try:
+            vote = Outcome(vote)
+        except ValueError as e:
+            raise InvalidRequest(f"vote: {vote!r} is neither 'approve' nor 'reject'") from e
+        args: list[str | int] = [user, vote.value, _check_reason(reason), self.retention_ms,
+                                 *_check_groups(groups)]
+        raw_status, _ = yield RunScript("decide", self.keys.request_keys(request_id), args)
+        status = DecideStatus(raw_status)
+        if status is DecideStatus.UNKNOWN:
+            return DecideResult(status=status, request=None)
+        if status.accepted:
+            history = self.keys.user_history(user)
+            calls = [Call("lpush", (history, request_id)),
+                     Call("ltrim", (history, 0, HISTORY_LENGTH - 1)),
+                     Call("pexpire", (history, self.retention_ms))]
+            if status is not DecideStatus.RECORDED:
+                calls.append(Call("zrem", (self.keys.pending_index(), request_id)))
+            yield Batch(calls)
+        return DecideResult(status=status, request=(yield from self._read(request_id)))
+
+    def _close(self, request_id: str, mode: str, user: str, reason: str,
+               resolve_status: str = "", force: bool = False) -> Plan:
+        args: list[str | int] = [mode, user, reason, self.retention_ms, resolve_status,
+                                 "1" if force else "0"]
+        (raw_status,) = yield RunScript("close", self.keys.request_keys(request_id), args)
+        status = CloseStatus(raw_status)
+        if status in (CloseStatus.CLOSED_NOW, CloseStatus.ALREADY_CLOSED, CloseStatus.UNKNOWN):
+            yield Call("zrem", (self.keys.pending_index(), request_id))
+        if status is CloseStatus.UNKNOWN:
+            return CloseResult(status=status, request=None)
+        return CloseResult(status=status, request=(yield from self._read(request_id)))
+
+    def cancel(self, request_id: str, user: str | None, reason: str | None, force: bool) -> Plan:
+        check_request_id(request_id)
+        if user is None and not force:
+            raise InvalidRequest("user: who cancels must be named unless force=True")
+        who = "" if user is None else _check_user(user)
+        return (yield from self._close(request_id, "cancel", who, _check_reason(reason), force=force))
+
+    def resolve(self, request_id: str, approved: bool, by: str | None, reason: str | None) -> Plan:
+        check_request_id(request_id)
+        who = "" if by is None else _check_user(by, "by")
+        status = Status.APPROVED if approved else Status.REJECTED
+        return (yield from self._close(request_id, "resolve", who, _check_reason(reason),
+                                       resolve_status=status.value))
+
+    def expire(self, request_id: str) -> Plan:
+        check_request_id(request_id)
+        return (yield from self._close(request_id, "expire", "", "deadline passed"))
+
+    def expire_due(self, limit: int) -> Plan:
+        """Close overdue requests with their timeout outcome; returns those closed now."""
+        seconds, micros = yield Call("time")
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        due = yield Call("zrangebyscore", (self.keys.pending_index(), "-inf", now_ms),
+                         {"start": 0, "num": limit})
+        closed = []
+        for request_id in due:
+            result = yield from self._close(request_id, "expire", "", "deadline passed")
+            if result.status is CloseStatus.CLOSED_NOW and result.request is not None:
+                closed.append(result.request)
+        return closed
+
+    def attach_message(self, request_id: str, channel: str, ts: str) -> Plan:
+        check_request_id(request_id)
+        if not channel or not ts or len(channel) > 80 or len(ts) > 40:
+            raise InvalidRequest("attach_message: channel and ts are required")
+        (status,) = yield RunScript("attach", self.keys.request_keys(request_id), [channel, ts])
+        if status == "unknown":
+            raise RequestNotFound(request_id)
+        return status == "attached"
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def wait(self, request_id: str, timeout: float) -> Plan:
+        """Block until the request closes or `timeout` seconds pass; never polls."""
+        check_request_id(request_id)
+        if not 0 < timeout <= 3600:
+            raise InvalidRequest("timeout: between 0 and 3600 seconds")
+        request = yield from self._read(request_id)
+        if request.decision is not None:
+            return request.decision
+        done = self.keys.done(request_id)
+        popped = yield Call("blpop", ([done],), {"timeout": timeout})
+        if popped is None:
+            return None
+        # Put the token back so every other waiter on this request wakes too.
+        # BLPOP deleted the emptied list, so the TTL is set again on the re-created key.
+        yield Batch([Call("rpush", (done, "1")), Call("pexpire", (done, self.retention_ms))])
+        request = yield from self._read(request_id)
+        return request.decision
