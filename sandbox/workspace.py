@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any, Literal
+from typing import Any
 
 from sandbox.blocks import normalize_blocks
 from sandbox.clock import Clock, wall_clock
@@ -582,5 +582,3 @@ class Workspace:
             self._notices = [n for n in self._notices if n.id != notice_id]
             self._touch()
 
-
-HomeOrModal = Literal["home", "modal"]
