@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from typing import Annotated
 
 import typer
 
 from state.private_server import ensure_private_server, stop_private_server
 
+from . import cli_requests
 from .settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -39,6 +42,75 @@ def redis_stop() -> None:
     settings = settings_or_exit()
     stopped = stop_private_server(settings.approvals_data_dir / "redis")
     typer.echo("stopped" if stopped else "no private Redis was running")
+
+
+@app.command()
+def bot(
+    port: Annotated[int, typer.Option(help="HTTP port (HTTP mode).")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to listen on (HTTP mode).")] = "0.0.0.0",
+) -> None:
+    """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP at /slack/events."""
+    from bot.service import serve_http, serve_socket_mode
+
+    from .launching import default_launcher, emit_decision_event
+    from .runtime import build_runtime
+
+    settings = settings_or_exit()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = build_runtime(settings, launcher=default_launcher(settings),
+                            on_decision=emit_decision_event)
+    if settings.slack_app_token is not None:
+        typer.echo("approvals bot: Socket Mode")
+        serve_socket_mode(runtime.app, settings.slack_app_token.get_secret_value(), runtime.deps,
+                          runtime.sweeper)
+    else:
+        typer.echo(f"approvals bot: HTTP on {host}:{port}, request URL path /slack/events")
+        serve_http(runtime.web, runtime.deps, runtime.sweeper, host, port)
+
+
+@app.command()
+def request(
+    title: Annotated[str, typer.Option(help="What is being approved.")],
+    approver: Annotated[list[str], typer.Option(help="Approver user id (repeatable).")] = [],  # noqa: B006
+    group: Annotated[list[str], typer.Option(help="Approver user-group id (repeatable).")] = [],  # noqa: B006
+    summary: Annotated[str, typer.Option(help="Longer description (mrkdwn).")] = "",
+    fact: Annotated[list[str], typer.Option(help="label=value shown as a field (repeatable).")] = [],  # noqa: B006
+    quorum: Annotated[int, typer.Option(help="Approvals needed.")] = 1,
+    channel: Annotated[str | None, typer.Option(help="Channel id or #name.")] = None,
+    timeout: Annotated[str, typer.Option(help="How long to wait: 90s, 30m, 2h, 1d.")] = "24h",
+    timeout_outcome: Annotated[str, typer.Option(help="approve or reject when time runs out.")] = "reject",
+    requester: Annotated[str | None, typer.Option(help="Requester's user id (cannot self-approve).")] = None,
+    allow_self_approval: Annotated[bool, typer.Option(help="Let the requester approve.")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same request.")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait; exit 0 approve, 1 reject, 2 timeout.")] = False,
+) -> None:
+    """Post an approval request to Slack (and optionally wait for the decision)."""
+    cli_requests.request_command(settings_or_exit(), title, summary, fact, approver, group, quorum,
+                                 channel, timeout, timeout_outcome, requester, allow_self_approval,
+                                 idempotency_key, wait)
+
+
+@app.command()
+def pending(
+    user: Annotated[str | None, typer.Option(help="Only what this user may decide.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """List pending requests, soonest deadline first."""
+    cli_requests.pending_command(settings_or_exit(), user, json_out)
+
+
+@app.command()
+def show(request_id: str,
+         json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
+    """Show one request: spec, votes, decision."""
+    cli_requests.show_command(settings_or_exit(), request_id, json_out)
+
+
+@app.command()
+def audit(request_id: str,
+          json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
+    """Every event of a request, in order."""
+    cli_requests.audit_command(settings_or_exit(), request_id, json_out)
 
 
 def main() -> None:

@@ -186,19 +186,33 @@ class ApprovalRequest(BaseModel):
     def approvals(self) -> list[Vote]:
         return [v for v in self.votes if v.vote is Outcome.APPROVE]
 
-    def may_decide(self, user: str, groups: frozenset[str] | set[str] = frozenset()) -> bool:
-        """Whether `user` (a member of `groups`) could cast a vote now, by the same rules as Lua."""
-        if self.status.closed or datetime.now(UTC) >= self.deadline:
-            return False
-        if any(v.user == user for v in self.votes):
-            return False
+    def refusal_for(self, user: str, vote: Outcome,
+                    groups: frozenset[str] | set[str] = frozenset()) -> DecideStatus | None:
+        """The refusal `decide` would answer now, by the same rules as decide.lua, or None.
+
+        For showing a reason before anything is written (e.g. before opening the reject
+        modal); the Lua script stays the authority.
+        """
+        if self.status.closed:
+            return DecideStatus.CLOSED
+        if datetime.now(UTC) >= self.deadline:
+            return DecideStatus.EXPIRED
         eligible = (
             self.spec.open_to_anyone
             or user in self.spec.approvers
             or bool(set(self.spec.approver_groups) & set(groups))
         )
-        self_blocked = user == self.spec.requester and not self.spec.allow_self_approval
-        return eligible and not self_blocked
+        if not eligible:
+            return DecideStatus.NOT_ELIGIBLE
+        if vote is Outcome.APPROVE and user == self.spec.requester and not self.spec.allow_self_approval:
+            return DecideStatus.SELF_APPROVAL
+        if any(v.user == user for v in self.votes):
+            return DecideStatus.DUPLICATE_VOTE
+        return None
+
+    def may_decide(self, user: str, groups: frozenset[str] | set[str] = frozenset()) -> bool:
+        """Whether `user` (a member of `groups`) could approve now: what pending lists show."""
+        return self.refusal_for(user, Outcome.APPROVE, groups) is None
 
 
 class AuditEvent(BaseModel):

@@ -1,0 +1,147 @@
+"""`approvals request | pending | show | audit`: the store and Slack from a shell or CI job."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from state.errors import ApprovalError
+from state.models import ApprovalRequest, Decision, Fact, Outcome, RequestSpec, Status
+
+from .durations import parse_duration
+from .runtime import build_messenger
+from .settings import Settings
+from .wiring import sync_store
+
+EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT = 0, 1, 2
+console = Console()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def parse_facts(pairs: list[str]) -> list[Fact]:
+    facts = []
+    for pair in pairs:
+        label, sep, value = pair.partition("=")
+        if not sep or not label.strip() or not value.strip():
+            raise fail(f"--fact {pair!r}: expected label=value")
+        facts.append(Fact(label=label, value=value))
+    return facts
+
+
+def exit_code(decision: Decision) -> int:
+    if decision.status is Status.TIMED_OUT:
+        return EXIT_TIMED_OUT
+    return EXIT_APPROVED if decision.approved else EXIT_REJECTED
+
+
+def wait_for(settings: Settings, request: ApprovalRequest) -> Decision:
+    """Block on Redis in slices; past the deadline apply the timeout outcome ourselves, in
+    case no bot (and so no sweeper) is running."""
+    messenger = build_messenger(settings)
+    store = messenger.store
+    while True:
+        decision = store.wait(request.id, settings.approvals_wait_slice_seconds)
+        if decision is not None:
+            return decision
+        if datetime.now(UTC) >= request.deadline:
+            closed = store.expire(request.id)
+            if closed.request is not None and closed.request.decision is not None:
+                messenger.refresh(closed.request)
+                return closed.request.decision
+            time.sleep(0.2)  # the server clock lags ours slightly: ask again shortly
+
+
+def request_command(
+    settings: Settings,
+    title: str, summary: str, fact: list[str], approver: list[str], group: list[str],
+    quorum: int, channel: str | None, timeout: str, timeout_outcome: str,
+    requester: str | None, allow_self_approval: bool, idempotency_key: str | None,
+    wait: bool,
+) -> None:
+    try:
+        duration = parse_duration(timeout)
+        spec = RequestSpec(
+            title=title, summary=summary, facts=parse_facts(fact), approvers=approver,
+            approver_groups=group, quorum=quorum,
+            channel=channel or settings.approvals_channel, timeout=duration,
+            timeout_outcome=Outcome(timeout_outcome),
+            requester=requester or settings.approvals_requester,
+            allow_self_approval=allow_self_approval,
+        )
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "request"
+        raise fail(f"{where}: {first['msg']}") from e
+    except ValueError as e:
+        raise fail(str(e)) from e
+    messenger = build_messenger(settings)
+    request = messenger.store.create(spec, idempotency_key)
+    request = messenger.post(request)
+    typer.echo(f"{request.id} posted to {request.message_channel} (ts {request.message_ts})")
+    if not wait:
+        return
+    decision = wait_for(settings, request)
+    who = f" by {decision.decided_by}" if decision.decided_by else ""
+    reason = f": {decision.reason}" if decision.reason else ""
+    typer.echo(f"{request.id} {decision.status.value}{who}{reason}")
+    raise typer.Exit(exit_code(decision))
+
+
+def pending_command(settings: Settings, user: str | None, as_json: bool) -> None:
+    requests = sync_store(settings).pending(user=user, limit=500)
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in requests], indent=2))
+        return
+    table = Table("id", "title", "requester", "progress", "deadline (UTC)", title="Pending requests")
+    for r in requests:
+        table.add_row(r.id, r.spec.title, r.spec.requester or "-",
+                      f"{len(r.approvals)}/{r.spec.quorum}", f"{r.deadline:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+def show_command(settings: Settings, request_id: str, as_json: bool) -> None:
+    try:
+        request = sync_store(settings).get(request_id)
+    except ApprovalError as e:
+        raise fail(str(e), 1) from e
+    if as_json:
+        typer.echo(request.model_dump_json(indent=2))
+        return
+    console.print(f"[bold]{request.spec.title}[/bold] ({request.id}): {request.status.value}")
+    console.print(f"approvers: {', '.join(request.spec.approvers + request.spec.approver_groups) or 'anyone'}"
+                  f"  quorum {request.spec.quorum}  deadline {request.deadline:%Y-%m-%d %H:%M:%S} UTC")
+    for vote in request.votes:
+        console.print(f"  {vote.at:%H:%M:%S} {vote.user} {vote.vote.value}")
+    if request.decision:
+        d = request.decision
+        console.print(f"decision: {d.status.value} (approved={d.approved}) by {d.decided_by or '-'}"
+                      f"{' — ' + d.reason if d.reason else ''}")
+
+
+def audit_command(settings: Settings, request_id: str, as_json: bool) -> None:
+    try:
+        events = sync_store(settings).audit(request_id)
+    except ApprovalError as e:
+        raise fail(str(e), 1) from e
+    if as_json:
+        typer.echo(json.dumps([e.model_dump(mode="json", exclude_none=True) for e in events],
+                              indent=2))
+        return
+    table = Table("time (UTC)", "event", "user", "detail", title=f"Audit of {request_id}")
+    for event in events:
+        detail = " ".join(str(x) for x in (event.vote.value if event.vote else None,
+                                            event.reason) if x)
+        table.add_row(f"{event.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], event.event, event.user or "-",
+                      detail)
+    console.print(table)
+

@@ -1,0 +1,21 @@
+"""Parses human durations such as 90s, 30m, 2h, 1d or 1h30m."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_PART = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    cleaned = text.strip().lower().replace(" ", "")
+    if not cleaned or _PART.sub("", cleaned):
+        raise ValueError(f"{text!r} is not a duration like 90s, 30m, 2h, 1d or 1h30m")
+    total = timedelta()
+    for amount, unit in _PART.findall(cleaned):
+        total += timedelta(**{_UNITS[unit]: int(amount)})
+    if total <= timedelta(0):
+        raise ValueError(f"{text!r}: a duration must be positive")
+    return total

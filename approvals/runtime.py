@@ -1,0 +1,47 @@
+"""Wires settings into a running bot: store, Slack client, messenger, Bolt app, web app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slack_bolt import App
+from starlette.applications import Starlette
+
+from bot.app import build_app
+from bot.client import make_client
+from bot.deps import BotDeps
+from bot.groups import GroupResolver
+from bot.launcher import Launcher
+from bot.messenger import Messenger
+from bot.sweeper import Sweeper
+from bot.web import build_web_app
+from state.models import ApprovalRequest
+
+from .settings import Settings
+from .wiring import sync_store
+
+
+@dataclass
+class BotRuntime:
+    app: App
+    deps: BotDeps
+    web: Starlette
+    sweeper: Sweeper
+
+
+def build_messenger(settings: Settings, redis_url: str | None = None) -> Messenger:
+    client = make_client(settings.bot_token(), settings.slack_api_url)
+    return Messenger(client, sync_store(settings, redis_url))
+
+
+def build_runtime(settings: Settings, *, launcher: Launcher | None = None,
+                  on_decision: Callable[[ApprovalRequest], None] | None = None,
+                  redis_url: str | None = None) -> BotRuntime:
+    messenger = build_messenger(settings, redis_url)
+    deps = BotDeps(store=messenger.store, messenger=messenger,
+                   groups=GroupResolver(messenger.client), launcher=launcher,
+                   on_decision=on_decision)
+    app = build_app(client=messenger.client, signing_secret=settings.signing_secret(), deps=deps)
+    return BotRuntime(app=app, deps=deps, web=build_web_app(app, deps),
+                      sweeper=Sweeper(deps, settings.approvals_sweep_seconds))

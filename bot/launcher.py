@@ -1,0 +1,27 @@
+"""The seam through which `/approvals run` starts flows without `bot/` knowing Prefect."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class LaunchError(Exception):
+    """The flow name or its parameters were refused; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class Launched:
+    flow_run_id: str
+    flow_name: str
+    url: str | None = None
+
+
+class Launcher(Protocol):
+    def flows(self) -> Mapping[str, str]:
+        """Runnable flow names and one-line descriptions."""
+
+    def launch(self, flow: str, params: Mapping[str, str], *, requested_by: str,
+               channel: str) -> Launched:
+        """Start the flow and return at once; raise LaunchError for bad input."""

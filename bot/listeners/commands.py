@@ -1,0 +1,126 @@
+"""`/approvals`: help, list, status, run and cancel, answered only to the caller."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from state.errors import InvalidRequest, RequestNotFound
+from state.models import ApprovalRequest, CloseStatus
+from state.plans import check_request_id
+
+from ..blocks import outcome_text, pending_list_blocks, progress_text
+from ..commands import USAGE, Command, CommandError, parse_command
+from ..deps import BotDeps
+from ..launcher import LaunchError
+from ..text import escape, mention, slack_date
+
+log = logging.getLogger(__name__)
+
+HELP = (
+    "*/approvals* — approval requests from Prefect flows.\n"
+    "• `list` — requests waiting for your decision\n"
+    "• `status <id>` — state, votes and deadline of a request\n"
+    "• `run <flow> [key=value ...]` — start a flow (`/approvals run` lists them)\n"
+    "• `cancel <id> [reason]` — cancel a request you made"
+)
+
+
+def _error(text: str) -> dict[str, Any]:
+    return {"response_type": "ephemeral", "text": f":warning: {text}\n{USAGE}"}
+
+
+def _lookup(deps: BotDeps, request_id: str | None) -> ApprovalRequest:
+    try:
+        return deps.store.get(check_request_id(request_id))
+    except InvalidRequest as e:
+        raise CommandError(f"`{request_id}` is not a request id (16 letters and digits).") from e
+    except RequestNotFound as e:
+        raise CommandError(f"There is no approval request `{request_id}`.") from e
+
+
+def status_text(request: ApprovalRequest) -> str:
+    spec = request.spec
+    lines = [f"*{escape(spec.title)}* (`{request.id}`): *{request.status.value.replace('_', ' ')}*",
+             f"Requested by {mention(spec.requester)} · due {slack_date(request.deadline)} · "
+             f"{progress_text(request)}"]
+    for vote in request.votes:
+        lines.append(f"• {mention(vote.user)} {vote.vote.value}d at {slack_date(vote.at)}")
+    if request.decision is not None:
+        lines.append(outcome_text(request))
+    return "\n".join(lines)
+
+
+def answer(command: Command, user: str, deps: BotDeps) -> dict[str, Any]:
+    """Everything but `run`, which answers once the flow run exists."""
+    if command.name == "help":
+        return {"response_type": "ephemeral", "text": HELP}
+    if command.name == "list":
+        pending_all = deps.store.pending(limit=200)
+        groups = frozenset(deps.groups.groups_of(
+            user, {g for r in pending_all for g in r.spec.approver_groups}))
+        mine = [r for r in pending_all if r.may_decide(user, groups)][:10]
+        if not mine:
+            return {"response_type": "ephemeral", "text": "Nothing is waiting for your decision."}
+        blocks = pending_list_blocks(mine, f"*Waiting for your decision* ({len(mine)})")
+        return {"response_type": "ephemeral", "text": f"{len(mine)} requests wait for you",
+                "blocks": [b.to_dict() for b in blocks]}
+    if command.name == "status":
+        return {"response_type": "ephemeral", "text": status_text(_lookup(deps, command.request_id))}
+    if command.name == "cancel":
+        request = _lookup(deps, command.request_id)
+        result = deps.store.cancel(request.id, user, command.reason)
+        if result.status is CloseStatus.NOT_REQUESTER:
+            raise CommandError("Only the requester can cancel a request.")
+        if result.status is CloseStatus.ALREADY_CLOSED:
+            raise CommandError(f"`{request.id}` is already {request.status.value.replace('_', ' ')}.")
+        if result.request is not None:
+            deps.background.submit(deps.messenger.refresh, result.request)
+        return {"response_type": "ephemeral", "text": f"Cancelled `{request.id}`."}
+    raise CommandError(f"`{command.name}` is not a subcommand.")
+
+
+def start_flow(command: Command, user: str, channel: str, deps: BotDeps, respond: Respond) -> None:
+    assert deps.launcher is not None and command.flow is not None
+    try:
+        launched = deps.launcher.launch(command.flow, command.params, requested_by=user,
+                                        channel=channel)
+    except LaunchError as e:
+        respond(**_error(str(e)))
+        return
+    link = f" <{launched.url}|open in Prefect>" if launched.url else ""
+    respond(response_type="ephemeral",
+            text=f":rocket: Started `{launched.flow_name}`: flow run `{launched.flow_run_id}`.{link}")
+
+
+def handle_command(ack: Ack, body: dict[str, Any], respond: Respond, deps: BotDeps) -> None:
+    user = str(body.get("user_id", ""))
+    channel = str(body.get("channel_id", ""))
+    try:
+        command = parse_command(str(body.get("text", "")))
+        if command.name != "run":
+            ack(**answer(command, user, deps))
+            return
+        if deps.launcher is None:
+            raise CommandError("Starting flows is not enabled on this bot.")
+        flows = deps.launcher.flows()
+        if command.flow is None:
+            listing = "\n".join(f"• `{name}` — {about}" for name, about in sorted(flows.items()))
+            ack(response_type="ephemeral", text=f"Flows you can run:\n{listing}")
+            return
+        if command.flow not in flows:
+            names = ", ".join(f"`{n}`" for n in sorted(flows))
+            raise CommandError(f"There is no flow `{command.flow}`. Flows: {names}.")
+    except CommandError as e:
+        ack(**_error(str(e)))
+        return
+    ack(response_type="ephemeral", text=f"Starting `{command.flow}`…")
+    deps.background.submit(start_flow, command, user, channel, deps, respond)
+
+
+def register(app: App, deps: BotDeps, command_name: str) -> None:
+    @app.command(command_name)
+    def approvals_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        handle_command(ack, body, respond, deps)

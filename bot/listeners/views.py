@@ -1,0 +1,46 @@
+"""The reject modal: a reason is required, and a refusal is shown inside the modal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from state.models import Outcome
+
+from ..deps import BotDeps
+from ..ids import REASON_BLOCK, REASON_INPUT, REJECT_MODAL
+from ..refusals import refusal_text
+from ..voting import Clicker, follow_up, record_vote
+
+
+def handle_reject_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any],
+                             deps: BotDeps) -> None:
+    values = view.get("state", {}).get("values", {})
+    reason = str((values.get(REASON_BLOCK, {}).get(REASON_INPUT, {}) or {}).get("value") or "")
+    reason = reason.strip()
+    if not reason:
+        ack(response_action="errors", errors={REASON_BLOCK: "Please give a reason for rejecting."})
+        return
+    if len(reason) > 500:
+        ack(response_action="errors",
+            errors={REASON_BLOCK: f"At most 500 characters, please ({len(reason)} now)."})
+        return
+    request_id = str(view.get("private_metadata", ""))
+    user = body["user"]["id"]
+    result = record_vote(deps, request_id, user, Outcome.REJECT, reason)
+    if not result.status.accepted:
+        # Someone else may have decided while the modal was open: say so where the user looks.
+        ack(response_action="errors",
+            errors={REASON_BLOCK: refusal_text(result.status, result.request, request_id)})
+        return
+    ack()
+    channel = result.request.message_channel if result.request else None
+    deps.background.submit(follow_up, deps, result, request_id,
+                           Clicker(user=user, channel=channel, from_home=channel is None))
+
+
+def register(app: App, deps: BotDeps) -> None:
+    @app.view(REJECT_MODAL)
+    def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        handle_reject_submission(ack, body, view, deps)

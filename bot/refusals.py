@@ -1,0 +1,30 @@
+"""The one sentence a clicker reads when their vote was not taken."""
+
+from __future__ import annotations
+
+from state.models import ApprovalRequest, DecideStatus, Status
+
+from .text import mention
+
+
+def refusal_text(status: DecideStatus, request: ApprovalRequest | None, request_id: str) -> str:
+    title = f"*{request.spec.title}*" if request else f"`{request_id}`"
+    if status is DecideStatus.UNKNOWN or request is None:
+        return f"There is no approval request `{request_id}` (it may have expired)."
+    if status is DecideStatus.CLOSED:
+        decision = request.decision
+        if decision is None:
+            return f"{title} is already closed."
+        if decision.status is Status.TIMED_OUT:
+            return f"{title} already timed out; nothing can be voted on it now."
+        return (f"{title} was already {decision.status.value} by "
+                f"{mention(decision.decided_by)}; your vote was not recorded.")
+    if status is DecideStatus.EXPIRED:
+        return f"The deadline of {title} has passed; votes are no longer accepted."
+    if status is DecideStatus.NOT_ELIGIBLE:
+        return f"You are not one of the approvers of {title}, so your vote was not recorded."
+    if status is DecideStatus.SELF_APPROVAL:
+        return f"You requested {title}, so you cannot approve it yourself."
+    if status is DecideStatus.DUPLICATE_VOTE:
+        return f"You have already voted on {title}; a vote cannot be changed."
+    raise ValueError(f"{status} is not a refusal")

@@ -1,0 +1,54 @@
+"""Runs the bot as a service: HTTP (uvicorn) or Socket Mode, stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import uvicorn
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from starlette.applications import Starlette
+
+from .deps import BotDeps
+from .sweeper import Sweeper
+
+log = logging.getLogger(__name__)
+
+
+def _drain(deps: BotDeps, sweeper: Sweeper) -> None:
+    """After the listener stops: finish queued Slack edits, then stop sweeping."""
+    sweeper.stop()
+    deps.background.shutdown(wait=True)
+
+
+def serve_http(web_app: Starlette, deps: BotDeps, sweeper: Sweeper, host: str, port: int) -> None:
+    """uvicorn handles SIGTERM/SIGINT: it stops accepting and lets in-flight requests finish."""
+    config = uvicorn.Config(web_app, host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=10, access_log=False)
+    sweeper.start()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        _drain(deps, sweeper)
+
+
+def serve_socket_mode(app: App, app_token: str, deps: BotDeps, sweeper: Sweeper) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        log.warning("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    handler = SocketModeHandler(app, app_token)
+    handler.connect()
+    sweeper.start()
+    try:
+        stop.wait()
+    finally:
+        handler.close()
+        _drain(deps, sweeper)

@@ -1,0 +1,49 @@
+"""Closes overdue requests with their timeout outcome and edits their messages."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
+
+from .deps import BotDeps
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    def __init__(self, deps: BotDeps, interval: float) -> None:
+        self.deps = deps
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="approvals-sweeper", daemon=True)
+
+    def sweep_once(self) -> int:
+        closed = self.deps.store.expire_due()
+        for request in closed:
+            try:
+                self.deps.messenger.refresh(request)
+            except SlackApiError as e:
+                log.error("could not edit timed-out request %s: %s", request.id,
+                          e.response.get("error"))
+            if self.deps.on_decision is not None:
+                self.deps.on_decision(request)
+        return len(closed)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep_once()
+            except RedisError as e:
+                # Redis may be restarting; the next sweep tries again.
+                log.warning("sweep failed: %s", e)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

@@ -1,0 +1,37 @@
+"""Safe text for Slack: escaping for mrkdwn and cutting to Slack's limits without breaking it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+ELLIPSIS = "…"
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters; anything else in user text is shown as typed."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fit(text: str, limit: int) -> str:
+    """Cut to `limit` characters, never inside an `&amp;`-style entity, marking the cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(ELLIPSIS)]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + ELLIPSIS
+
+
+def mention(user: str | None) -> str:
+    return f"<@{user}>" if user else "the system"
+
+
+def group_mention(group: str) -> str:
+    return f"<!subteam^{group}>"
+
+
+def slack_date(when: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """Slack renders this in each reader's own time zone; the fallback is UTC."""
+    fallback = when.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{fmt}|{fallback}>"
