@@ -10,7 +10,7 @@ import typer
 
 from state.private_server import ensure_private_server, stop_private_server
 
-from . import cli_requests
+from . import cli_flows, cli_requests
 from .settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -111,6 +111,9 @@ def audit(request_id: str,
           json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
     """Every event of a request, in order."""
     cli_requests.audit_command(settings_or_exit(), request_id, json_out)
+
+
+cli_flows.register(app)
 
 
 def main() -> None:
