@@ -19,7 +19,6 @@ def build_app(*, client: WebClient, signing_secret: str, deps: BotDeps,
     (Bolt's default mode polls for the ack every 10 ms, which we would pay on every click.)"""
     app = App(
         client=client,
-        token=client.token,
         signing_secret=signing_secret,
         process_before_response=True,
         logger=logging.getLogger("bot.bolt"),

@@ -203,6 +203,21 @@ class Workspace:
             self._touch()
             return copy.deepcopy(message)
 
+    def replace_message(
+        self, channel_id: str, ts: str, *, text: str, blocks: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        """Swaps a message's whole content, as a `replace_original` response does."""
+        with self._lock:
+            message = self._find_message(channel_id, ts)
+            message["text"] = text
+            if blocks is None:
+                message.pop("blocks", None)
+            else:
+                message["blocks"] = normalize_blocks(blocks, self.mint)
+            message.pop("attachments", None)
+            self._touch()
+            return copy.deepcopy(message)
+
     def delete_message(self, channel_id: str, ts: str, *, require_bot: bool = True) -> None:
         with self._lock:
             message = self._find_message(channel_id, ts)
@@ -379,7 +394,9 @@ class Workspace:
             if hash and hash != record.hash:
                 raise SlackError("hash_conflict")
             if (view.get("type") == "home") != (record.type == "home"):
-                raise SlackError("invalid_arguments", messages=["view type cannot change [json-pointer:/view/type]"])
+                raise SlackError(
+                    "invalid_arguments", messages=["view type cannot change [json-pointer:/view/type]"]
+                )
             self._check_external_id(view, record.id)
             record.spec = self._view_spec(view)
             record.hash = self.mint.view_hash(self.now())

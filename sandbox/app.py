@@ -1,0 +1,34 @@
+"""Assembles the sandbox's Starlette application: Web API, response URLs, UI and page."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from sandbox.api_routes import web_api_routes
+from sandbox.driver import Driver
+from sandbox.faults import FaultInjector
+from sandbox.ui import ui_routes
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(driver: Driver, faults: FaultInjector, closing: threading.Event) -> Starlette:
+    """`closing` lets the server end open event streams when it shuts down."""
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        *web_api_routes(driver.workspace, driver.config, faults),
+        *ui_routes(driver, closing),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    return Starlette(routes=routes)

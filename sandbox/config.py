@@ -1,0 +1,38 @@
+"""Settings shared by the sandbox's parts: secrets, the app's request URL, public base URL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_SIGNING_SECRET = "sandbox-signing-secret"
+DEFAULT_BOT_TOKEN = "xoxb-sandbox-bot-token"
+DEFAULT_VERIFICATION_TOKEN = "sandbox-verification-token"
+
+
+@dataclass
+class SandboxConfig:
+    """`request_url` and `base_url` may change after start-up (ports are often picked late)."""
+
+    signing_secret: str = DEFAULT_SIGNING_SECRET
+    bot_token: str = DEFAULT_BOT_TOKEN
+    request_url: str | None = None
+    verification_token: str = DEFAULT_VERIFICATION_TOKEN
+    base_url: str = "http://127.0.0.1:8765"
+    delivery_timeout: float = 3.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SandboxConfig:
+        source = os.environ if env is None else env
+        return cls(
+            signing_secret=source.get("SANDBOX_SIGNING_SECRET", DEFAULT_SIGNING_SECRET),
+            bot_token=source.get("SANDBOX_BOT_TOKEN", DEFAULT_BOT_TOKEN),
+            request_url=source.get("SANDBOX_REQUEST_URL") or None,
+            verification_token=source.get(
+                "SANDBOX_VERIFICATION_TOKEN", DEFAULT_VERIFICATION_TOKEN
+            ),
+        )
+
+    def response_url(self, token: str) -> str:
+        return f"{self.base_url.rstrip('/')}/response/{token}"

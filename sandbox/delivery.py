@@ -1,0 +1,117 @@
+"""Signs requests the way Slack does and posts them to the app's request URL, recording each."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from sandbox.config import SandboxConfig
+from sandbox.records import Delivery, DeliveryKind
+from sandbox.workspace import Workspace
+
+USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
+
+
+def sign(signing_secret: str, timestamp: str, body: str) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def describe_failure(delivery: Delivery, app_name: str) -> str:
+    """The wording a person sees in Slack when the app did not answer properly."""
+    if delivery.error == "timeout":
+        return f"{app_name} didn't respond in time. Please try again."
+    if delivery.error == "no_request_url":
+        return f"{app_name} has no request URL configured, so nothing was sent."
+    if delivery.error == "connection_failed":
+        return f"Couldn't reach {app_name}. Please try again."
+    return f"{app_name} responded with Status Code {delivery.status}."
+
+
+class Deliverer:
+    """Sends to the app. Signatures use wall-clock time because the app checks them against it."""
+
+    def __init__(self, workspace: Workspace, config: SandboxConfig) -> None:
+        self._workspace = workspace
+        self._config = config
+        self._client = httpx.Client(timeout=config.delivery_timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send_interaction(
+        self, kind: DeliveryKind, user_id: str, payload: dict[str, Any]
+    ) -> Delivery:
+        body = urlencode({"payload": json.dumps(payload)})
+        return self._post(kind, user_id, payload, body, "application/x-www-form-urlencoded")
+
+    def send_command(self, user_id: str, fields: dict[str, str]) -> Delivery:
+        body = urlencode(fields)
+        return self._post(
+            "slash_command", user_id, dict(fields), body, "application/x-www-form-urlencoded"
+        )
+
+    def send_event(self, user_id: str, envelope: dict[str, Any]) -> Delivery:
+        return self._post(
+            "event_callback", user_id, envelope, json.dumps(envelope), "application/json"
+        )
+
+    def _post(
+        self,
+        kind: DeliveryKind,
+        user_id: str,
+        payload: dict[str, Any],
+        body: str,
+        content_type: str,
+    ) -> Delivery:
+        url = self._config.request_url
+        if not url:
+            return self._workspace.record_delivery(
+                kind=kind,
+                user_id=user_id,
+                payload=payload,
+                status=None,
+                body="",
+                latency_ms=0.0,
+                error="no_request_url",
+            )
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": content_type,
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json,*/*",
+            "Accept-Encoding": "gzip,deflate",
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": sign(self._config.signing_secret, timestamp, body),
+        }
+        started = time.perf_counter()
+        status: int | None = None
+        text = ""
+        error: str | None = None
+        try:
+            response = self._client.post(
+                url, content=body.encode(), headers=headers, timeout=self._config.delivery_timeout
+            )
+            status, text = response.status_code, response.text
+            if not 200 <= status < 300:
+                error = f"http_{status}"
+        except httpx.TimeoutException:
+            error = "timeout"
+        except httpx.TransportError as exc:
+            error = "connection_failed"
+            text = str(exc)
+        return self._workspace.record_delivery(
+            kind=kind,
+            user_id=user_id,
+            payload=payload,
+            status=status,
+            body=text,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error=error,
+        )
