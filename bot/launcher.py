@@ -22,6 +22,11 @@ class Launcher(Protocol):
     def flows(self) -> Mapping[str, str]:
         """Runnable flow names and one-line descriptions."""
 
+    def check(self, flow: str, params: Mapping[str, str]) -> None:
+        """Validate the parameters without starting anything; raise LaunchError if bad.
+
+        Called before the slash command is acknowledged, so a typo is answered at once."""
+
     def launch(self, flow: str, params: Mapping[str, str], *, requested_by: str,
                channel: str) -> Launched:
         """Start the flow and return at once; raise LaunchError for bad input."""

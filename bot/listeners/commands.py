@@ -113,7 +113,8 @@ def handle_command(ack: Ack, body: dict[str, Any], respond: Respond, deps: BotDe
         if command.flow not in flows:
             names = ", ".join(f"`{n}`" for n in sorted(flows))
             raise CommandError(f"There is no flow `{command.flow}`. Flows: {names}.")
-    except CommandError as e:
+        deps.launcher.check(command.flow, command.params)
+    except (CommandError, LaunchError) as e:
         ack(**_error(str(e)))
         return
     ack(response_type="ephemeral", text=f"Starting `{command.flow}`…")

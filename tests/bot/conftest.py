@@ -51,10 +51,13 @@ class RecordingLauncher:
     def flows(self) -> Mapping[str, str]:
         return {"deploy-approval": "Gate a production deploy", "simple-approval": "One approval"}
 
-    def launch(self, flow: str, params: Mapping[str, str], *, requested_by: str,
-               channel: str) -> Launched:
+    def check(self, flow: str, params: Mapping[str, str]) -> None:
         if "version" in params and not params["version"].startswith("v"):
             raise LaunchError("version: must look like v1.2.3")
+
+    def launch(self, flow: str, params: Mapping[str, str], *, requested_by: str,
+               channel: str) -> Launched:
+        self.check(flow, params)
         self.launched.append((flow, dict(params), requested_by))
         return Launched(flow_run_id=f"run-{len(self.launched)}", flow_name=flow)
 

@@ -1,0 +1,124 @@
+"""`/approvals` subcommands and their errors, and the App Home tab."""
+
+from __future__ import annotations
+
+from bot.ids import APPROVE_ACTION
+from bot.listeners.commands import handle_command
+from state.models import Status
+from tests.bot.conftest import APPROVALS_CHANNEL, ERIN, FRANK, MAYA, RILEY, BotStack, flatten
+
+
+def last_ephemeral(bot: BotStack, user: str) -> str:
+    return bot.sandbox.wait_for(lambda: [flatten(e) for e in bot.sandbox.ephemerals(user)],
+                                what="an ephemeral answer")[-1]
+
+
+def slash(bot: BotStack, user: str, text: str) -> str:
+    before = len(bot.sandbox.ephemerals(user))
+    result = bot.sandbox.slash(user, APPROVALS_CHANNEL, "/approvals", text)
+    assert result.status == 200
+    answers = bot.sandbox.wait_for(
+        lambda: [flatten(e) for e in bot.sandbox.ephemerals(user)][before:] or None,
+        what=f"answer to /approvals {text}")
+    return answers[-1]
+
+
+def test_help_and_empty_text(bot: BotStack) -> None:
+    assert "status <id>" in slash(bot, MAYA, "help")
+    assert "status <id>" in slash(bot, MAYA, "")
+
+
+def test_list_shows_only_what_the_caller_may_decide_with_buttons(bot: BotStack) -> None:
+    mine = bot.post(title="Pay invoice 42", approvers=[MAYA])
+    bot.post(title="Not for Maya", approvers=[FRANK])
+    text = slash(bot, MAYA, "list")
+    assert "Pay invoice 42" in text
+    assert "Not for Maya" not in text
+    ephemeral = bot.sandbox.ephemerals(MAYA)[-1]
+    # The buttons in the list work like the message's own.
+    bot.sandbox.click(MAYA, APPROVALS_CHANNEL, ephemeral["ts"], APPROVE_ACTION, value=mine.id)
+    bot.wait_message(mine, "*Approved* by")
+    assert "Nothing is waiting" in slash(bot, ERIN, "list")
+
+
+def test_status_shows_state_votes_and_deadline(bot: BotStack) -> None:
+    request = bot.post(quorum=2)
+    bot.store.decide(request.id, MAYA, "approve")
+    text = slash(bot, ERIN, f"status {request.id}")
+    assert "pending" in text
+    assert f"<@{MAYA}> approved" in text
+    assert "1 of 2 approvals" in text
+    assert "<!date^" in text
+
+
+def test_cancel_is_for_the_requester_only(bot: BotStack) -> None:
+    request = bot.post()
+    assert "Only the requester" in slash(bot, MAYA, f"cancel {request.id}")
+    assert bot.store.get(request.id).status is Status.PENDING
+    assert "Cancelled" in slash(bot, RILEY, f"cancel {request.id} plans changed")
+    bot.wait_message(request, "*Cancelled* by")
+    assert "plans changed" in bot.message_text(request)
+    assert "already cancelled" in slash(bot, RILEY, f"cancel {request.id}")
+
+
+def test_run_starts_a_flow_and_answers_with_its_run_id(bot: BotStack) -> None:
+    listing = slash(bot, MAYA, "run")
+    assert "deploy-approval" in listing
+    bot.sandbox.slash(MAYA, APPROVALS_CHANNEL, "/approvals", "run deploy-approval version=v1.2.3")
+    answer = bot.sandbox.wait_for(
+        lambda: next((flatten(e) for e in bot.sandbox.ephemerals(MAYA) if "run-1" in flatten(e)),
+                     None), what="flow run id")
+    assert "Started `deploy-approval`" in answer
+    assert bot.launcher.launched == [("deploy-approval", {"version": "v1.2.3"}, MAYA)]
+
+
+def test_command_errors_are_specific_and_show_usage(bot: BotStack) -> None:
+    cases = {
+        "frobnicate": "`frobnicate` is not a subcommand",
+        "status": "needs a request id",
+        "status not-an-id": "is not a request id",
+        "status 0000000000000000": "There is no approval request",
+        "cancel 0000000000000000": "There is no approval request",
+        "run nope": "There is no flow `nope`",
+        "run deploy-approval version": "is not a `key=value` pair",
+        "run deploy-approval Version=1": "is not a `key=value` pair",
+        "run deploy-approval a=1 a=2": "`a` is given twice",
+        "run deploy-approval version=1.2": "version: must look like v1.2.3",
+        'status "unclosed': "Could not read the command",
+        "list extra": "takes no arguments",
+    }
+    for text, expected in cases.items():
+        answer = slash(bot, MAYA, text)
+        assert expected in answer, (text, answer)
+        assert "Usage:" in answer, text
+    assert bot.launcher.launched == []
+
+
+def test_run_without_a_launcher_says_so() -> None:
+    answers: list[dict[str, object]] = []
+
+    class Deps:
+        launcher = None
+
+    handle_command(lambda **kw: answers.append(kw), {"text": "run deploy-approval",  # type: ignore[arg-type]
+                                                     "user_id": MAYA, "channel_id": "C1"},
+                   lambda **kw: None, Deps())  # type: ignore[arg-type]
+    assert "not enabled" in str(answers[0]["text"])
+
+
+def test_app_home_lists_pending_and_recent_decisions(bot: BotStack) -> None:
+    waiting = bot.post(title="Rotate database password", approvers=[MAYA])
+    done = bot.post(title="Pay invoice 7", approvers=[MAYA])
+    bot.store.decide(done.id, MAYA, "approve")
+    bot.sandbox.open_home(MAYA)
+    home = bot.sandbox.wait_for(lambda: bot.sandbox.home_view(MAYA), what="home view")
+    text = flatten(home)
+    assert "Rotate database password" in text
+    assert "you approved" in text
+    assert "Pay invoice 7" in text
+    bot.sandbox.click_home(MAYA, APPROVE_ACTION, value=waiting.id)
+    bot.wait_message(waiting, "*Approved* by")
+    home = bot.sandbox.wait_for(
+        lambda: (h := bot.sandbox.home_view(MAYA)) and "Nothing needs your decision" in flatten(h)
+        and h, what="home refreshed")
+    assert "Rotate database password" in flatten(home)  # now among recent decisions
