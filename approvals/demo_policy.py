@@ -1,0 +1,84 @@
+"""The scripted people of `approvals demo --auto`: who clicks what, reproducibly.
+
+They act only through the sandbox, i.e. through signed Slack deliveries to the bot, exactly as
+a person clicking in the page would.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
+from sandbox.driver import Driver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Act:
+    user: str
+    vote: str  # "approve" | "reject" | "wait" (let the request time out)
+    reason: str = ""
+
+
+# One rule per channel: finance approves, engineering rejects with a reason, sales lets its
+# request time out, and the deploy is approved by the manager.
+POLICY: dict[str, Act] = {
+    "C02FINANCE": Act("U02FRANK", "approve"),
+    "C03ENG": Act("U03ERIN", "reject", "Cloud spend is 18% over the quarter's budget"),
+    "C04SALES": Act("U05SARA", "wait"),
+    "C05DEPLOYS": Act("U01MAYA", "approve"),
+}
+EXPECTED_STATUS = {"approve": "approved", "reject": "rejected", "wait": "timed_out"}
+
+
+def _buttons(message: dict[str, Any]) -> str | None:
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == APPROVE_ACTION:
+                return str(element.get("value"))
+    return None
+
+
+class AutoClicker:
+    """Watches the policy's channels and acts once on each new request message."""
+
+    def __init__(self, sandbox: Driver, delay: float = 0.5) -> None:
+        self.sandbox = sandbox
+        self.delay = delay
+        self.acted: dict[str, Act] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="demo-auto-clicker", daemon=True)
+
+    def _act(self, channel: str, message: dict[str, Any], request_id: str, act: Act) -> None:
+        self.acted[request_id] = act
+        if act.vote == "wait":
+            return
+        if act.vote == "approve":
+            self.sandbox.click(act.user, channel, message["ts"], APPROVE_ACTION)
+            return
+        self.sandbox.click(act.user, channel, message["ts"], REJECT_ACTION)
+        self.sandbox.wait_for(lambda: self.sandbox.open_view(act.user), timeout=5,
+                              what="the reject modal")
+        self.sandbox.submit_view(act.user, values={REASON_BLOCK: act.reason})
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.delay):
+            for channel, act in POLICY.items():
+                for message in self.sandbox.messages(channel):
+                    request_id = _buttons(message)
+                    if request_id and request_id not in self.acted:
+                        try:
+                            self._act(channel, message, request_id, act)
+                        except (TimeoutError, RuntimeError) as e:
+                            log.error("auto-clicker could not act on %s: %s", request_id, e)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
