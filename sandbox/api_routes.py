@@ -78,9 +78,7 @@ def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
     return Response(json.dumps(body), status_code=status, headers=headers, media_type=JSON_UTF8)
 
 
-def web_api_routes(
-    workspace: Workspace, config: SandboxConfig, faults: FaultInjector
-) -> list[BaseRoute]:
+def web_api_routes(workspace: Workspace, config: SandboxConfig, faults: FaultInjector) -> list[BaseRoute]:
     async def call(request: Request) -> Response:
         method = request.path_params["method"]
         args: dict[str, Any] = {}

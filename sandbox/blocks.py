@@ -1,4 +1,4 @@
-"""Block Kit validation against Slack's documented limits, and Slack's normalisation of blocks."""
+"""Block Kit and message limits as Slack enforces them, and Slack's normalisation of blocks."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sandbox.ids import IdMint
 Surface = Literal["message", "modal", "home"]
 
 MAX_BLOCKS: dict[Surface, int] = {"message": 50, "modal": 100, "home": 100}
+MAX_MESSAGE_TEXT = 40_000
 
 BLOCK_TYPES = frozenset(
     {
@@ -99,9 +100,7 @@ class _Checker:
         if key in obj:
             self.string(obj[key], f"{pointer}/{key}", max_len)
 
-    def text(
-        self, obj: Any, pointer: str, max_len: int, *, plain_only: bool = False
-    ) -> None:
+    def text(self, obj: Any, pointer: str, max_len: int, *, plain_only: bool = False) -> None:
         if not isinstance(obj, dict):
             self.fail("must be an object", pointer)
             return
@@ -119,9 +118,7 @@ class _Checker:
         if key in obj:
             self.text(obj[key], f"{pointer}/{key}", max_len, plain_only=plain_only)
 
-    def items(
-        self, value: Any, pointer: str, *, max_items: int, min_items: int = 1
-    ) -> list[Any]:
+    def items(self, value: Any, pointer: str, *, max_items: int, min_items: int = 1) -> list[Any]:
         if not isinstance(value, list):
             self.fail("must be an array", pointer)
             return []
@@ -195,9 +192,7 @@ def _check_element(c: _Checker, element: Any, pointer: str, allowed: frozenset[s
     elif kind in ("static_select", "multi_static_select", "radio_buttons", "checkboxes"):
         if "options" in element:
             limit = 10 if kind in ("radio_buttons", "checkboxes") else 100
-            for i, option in enumerate(
-                c.items(element["options"], f"{pointer}/options", max_items=limit)
-            ):
+            for i, option in enumerate(c.items(element["options"], f"{pointer}/options", max_items=limit)):
                 _check_option(c, option, f"{pointer}/options/{i}")
         elif "option_groups" not in element:
             c.fail("missing required field: options", pointer)

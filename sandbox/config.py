@@ -29,9 +29,7 @@ class SandboxConfig:
             signing_secret=source.get("SANDBOX_SIGNING_SECRET", DEFAULT_SIGNING_SECRET),
             bot_token=source.get("SANDBOX_BOT_TOKEN", DEFAULT_BOT_TOKEN),
             request_url=source.get("SANDBOX_REQUEST_URL") or None,
-            verification_token=source.get(
-                "SANDBOX_VERIFICATION_TOKEN", DEFAULT_VERIFICATION_TOKEN
-            ),
+            verification_token=source.get("SANDBOX_VERIFICATION_TOKEN", DEFAULT_VERIFICATION_TOKEN),
         )
 
     def response_url(self, token: str) -> str:

@@ -45,22 +45,16 @@ class Deliverer:
     def close(self) -> None:
         self._client.close()
 
-    def send_interaction(
-        self, kind: DeliveryKind, user_id: str, payload: dict[str, Any]
-    ) -> Delivery:
+    def send_interaction(self, kind: DeliveryKind, user_id: str, payload: dict[str, Any]) -> Delivery:
         body = urlencode({"payload": json.dumps(payload)})
         return self._post(kind, user_id, payload, body, "application/x-www-form-urlencoded")
 
     def send_command(self, user_id: str, fields: dict[str, str]) -> Delivery:
         body = urlencode(fields)
-        return self._post(
-            "slash_command", user_id, dict(fields), body, "application/x-www-form-urlencoded"
-        )
+        return self._post("slash_command", user_id, dict(fields), body, "application/x-www-form-urlencoded")
 
     def send_event(self, user_id: str, envelope: dict[str, Any]) -> Delivery:
-        return self._post(
-            "event_callback", user_id, envelope, json.dumps(envelope), "application/json"
-        )
+        return self._post("event_callback", user_id, envelope, json.dumps(envelope), "application/json")
 
     def _post(
         self,

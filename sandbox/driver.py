@@ -67,9 +67,7 @@ class ActionResult:
         }
 
 
-def _element_matches(
-    element: dict[str, Any], action_id: str, value: str | None
-) -> bool:
+def _element_matches(element: dict[str, Any], action_id: str, value: str | None) -> bool:
     return element.get("action_id") == action_id and (value is None or element.get("value") == value)
 
 
@@ -100,6 +98,8 @@ def _message_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class Driver:
+    """People's side of Slack: every action builds the payload Slack would and delivers it."""
+
     def __init__(
         self,
         workspace: Workspace,
@@ -193,9 +193,7 @@ class Driver:
         except SlackError:
             raise DriverError(f"no view {view_id!r}") from None
         top = ws.top_modal(user_id)
-        if record.user_id != user_id or (
-            record.type == "modal" and (top is None or top.id != view_id)
-        ):
+        if record.user_id != user_id or (record.type == "modal" and (top is None or top.id != view_id)):
             raise DriverError(f"{user_id} is not looking at view {view_id}")
         bid, element = _find_element(record.spec.get("blocks", []), action_id, block_id, value)
         payload = payloads.view_block_actions(

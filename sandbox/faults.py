@@ -33,9 +33,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._pending: dict[str, list[Fault]] = {}
 
-    def inject(
-        self, method: str, status: int, *, count: int = 1, retry_after: int | None = None
-    ) -> None:
+    def inject(self, method: str, status: int, *, count: int = 1, retry_after: int | None = None) -> None:
         if not 400 <= status <= 599:
             raise ValueError(f"a fault needs an error status, got {status}")
         if count < 1:

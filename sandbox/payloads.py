@@ -33,9 +33,7 @@ def action_json(block_id: str, element: dict[str, Any], action_ts: str) -> dict[
     return action
 
 
-def _interaction_base(
-    directory: Directory, config: SandboxConfig, kind: str, user_id: str
-) -> dict[str, Any]:
+def _interaction_base(directory: Directory, config: SandboxConfig, kind: str, user_id: str) -> dict[str, Any]:
     return {
         "type": kind,
         "user": user_ref(directory, user_id),

@@ -6,9 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-DeliveryKind = Literal[
-    "block_actions", "view_submission", "view_closed", "slash_command", "event_callback"
-]
+DeliveryKind = Literal["block_actions", "view_submission", "view_closed", "slash_command", "event_callback"]
 ResponseUrlKind = Literal["command", "message"]
 
 

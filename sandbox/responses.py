@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sandbox.blocks import require_valid_blocks
+from sandbox.blocks import MAX_MESSAGE_TEXT, require_valid_blocks
 from sandbox.errors import SlackError
 from sandbox.records import ResponseUrl
 from sandbox.workspace import Workspace
-
-MAX_TEXT_CHARS = 40_000
 
 
 def parse_reply(raw: str) -> dict[str, Any] | None:
@@ -39,7 +37,7 @@ def _content(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]] | None]:
         require_valid_blocks(blocks)
     if not text and not blocks:
         raise SlackError("no_text")
-    if text is not None and len(str(text)) > MAX_TEXT_CHARS:
+    if text is not None and len(str(text)) > MAX_MESSAGE_TEXT:
         raise SlackError("msg_too_long")
     return (str(text) if text else ""), blocks
 
@@ -62,9 +60,7 @@ def apply_reply(
     text, blocks = _content(body)
     if original is not None and body.get("replace_original"):
         if target.is_ephemeral:
-            ws.replace_ephemeral(
-                target.user_id, target.channel_id, original, text=text, blocks=blocks
-            )
+            ws.replace_ephemeral(target.user_id, target.channel_id, original, text=text, blocks=blocks)
         else:
             ws.replace_message(target.channel_id, original, text=text, blocks=blocks)
         return

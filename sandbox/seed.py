@@ -73,9 +73,7 @@ def default_seed() -> Seed:
             User("U06REQ", "riley", "Riley Requester", "Analyst", "riley@sandbox.test"),
         ),
         groups=(
-            UserGroup(
-                "S01FINANCE", "finance-approvers", "Finance approvers", ("U02FRANK", "U01MAYA")
-            ),
+            UserGroup("S01FINANCE", "finance-approvers", "Finance approvers", ("U02FRANK", "U01MAYA")),
             UserGroup("S02ENGLEADS", "eng-leads", "Engineering leads", ("U03ERIN", "U04OLIVER")),
             UserGroup("S03SALESLEADS", "sales-leads", "Sales leads", ("U05SARA",)),
         ),
@@ -94,9 +92,7 @@ def seed_from_dict(data: dict[str, Any]) -> Seed:
     base = default_seed()
     team = Team(**data["team"]) if "team" in data else base.team
     bot = Bot(**data["bot"]) if "bot" in data else base.bot
-    users = (
-        tuple(User(**u) for u in data["users"]) if "users" in data else base.users
-    )
+    users = tuple(User(**u) for u in data["users"]) if "users" in data else base.users
     groups = (
         tuple(
             UserGroup(
@@ -111,9 +107,7 @@ def seed_from_dict(data: dict[str, Any]) -> Seed:
         if "groups" in data
         else base.groups
     )
-    channels = (
-        tuple(Channel(**c) for c in data["channels"]) if "channels" in data else base.channels
-    )
+    channels = tuple(Channel(**c) for c in data["channels"]) if "channels" in data else base.channels
     known = {u.id for u in users}
     for group in groups:
         unknown = [u for u in group.users if u not in known]

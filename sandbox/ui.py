@@ -33,24 +33,21 @@ def _modal_json(driver: Driver, record: ViewRecord | None, user_id: str) -> dict
 
 
 def snapshot(driver: Driver, user_id: str, channel_id: str | None) -> dict[str, Any]:
-    """Everything one person's page shows, in one consistent read."""
+    """Everything one person's page shows; unknown people and channels fall back to the first."""
     ws = driver.workspace
     d = ws.directory
     if not d.has_user(user_id):
-        raise DriverError(f"no user {user_id!r}")
+        user_id = d.users()[0].id
+    visible = d.visible_channels(user_id)
+    ids = [c.id for c in visible]
+    current = channel_id if channel_id in ids else ids[0]
     channels = [
-        {
-            "id": c.id,
-            "name": c.name,
-            "is_im": d.im_owner(c.id) is not None,
-            "topic": c.topic,
-        }
-        for c in d.visible_channels(user_id)
+        {"id": c.id, "name": c.name, "is_im": d.im_owner(c.id) is not None, "topic": c.topic} for c in visible
     ]
-    current = channel_id if channel_id in {c["id"] for c in channels} else None
     home = ws.home_view(user_id)
     return {
         "version": ws.version,
+        "user": user_id,
         "team": {"id": d.team.id, "domain": d.team.domain, "name": d.team.name},
         "bot": {
             "user_id": d.bot.user_id,
@@ -70,13 +67,12 @@ def snapshot(driver: Driver, user_id: str, channel_id: str | None) -> dict[str, 
             for u in d.users()
         ],
         "groups": [
-            {"id": g.id, "handle": g.handle, "name": g.name, "users": list(g.users)}
-            for g in d.groups()
+            {"id": g.id, "handle": g.handle, "name": g.name, "users": list(g.users)} for g in d.groups()
         ],
         "channels": channels,
         "channel": current,
-        "messages": ws.messages(current, limit=MESSAGES_SHOWN) if current else [],
-        "ephemerals": ws.ephemerals(user_id, current) if current else [],
+        "messages": ws.messages(current, limit=MESSAGES_SHOWN),
+        "ephemerals": ws.ephemerals(user_id, current),
         "modal": _modal_json(driver, ws.top_modal(user_id), user_id),
         "home": ws.view(home.id) if home else None,
         "notices": [
@@ -134,12 +130,8 @@ ACTIONS: dict[str, Action] = {
         block_id=_opt(b, "block_id"),
         value=_opt(b, "value"),
     ),
-    "submit_view": lambda d, b: d.submit_view(
-        _need(b, "user_id"), _opt(b, "view_id"), b.get("values") or {}
-    ),
-    "close_view": lambda d, b: d.close_view(
-        _need(b, "user_id"), _opt(b, "view_id")
-    ),
+    "submit_view": lambda d, b: d.submit_view(_need(b, "user_id"), _opt(b, "view_id"), b.get("values") or {}),
+    "close_view": lambda d, b: d.close_view(_need(b, "user_id"), _opt(b, "view_id")),
     "slash": _slash_or_say,
     "open_home": lambda d, b: d.open_home(_need(b, "user_id")),
     "dismiss_notice": lambda d, b: _dismiss(d, b),
@@ -154,10 +146,7 @@ def _dismiss(driver: Driver, body: dict[str, Any]) -> dict[str, Any]:
 def ui_routes(driver: Driver, closing: threading.Event) -> list[BaseRoute]:
     async def state(request: Request) -> Response:
         user_id = request.query_params.get("user", "")
-        try:
-            return JSONResponse(snapshot(driver, user_id, request.query_params.get("channel")))
-        except DriverError as exc:
-            return JSONResponse({"ok": False, "error": str(exc)}, status_code=404)
+        return JSONResponse(snapshot(driver, user_id, request.query_params.get("channel")))
 
     async def stream(request: Request) -> Response:
         async def changes() -> AsyncIterator[str]:

@@ -16,9 +16,7 @@ Values = Mapping[str, InputValue | Mapping[str, InputValue]]
 
 REQUIRED_MESSAGE = "Please complete this required field."
 
-_VALUE_TYPES = frozenset(
-    {"plain_text_input", "email_text_input", "url_text_input", "number_input"}
-)
+_VALUE_TYPES = frozenset({"plain_text_input", "email_text_input", "url_text_input", "number_input"})
 _SINGLE_OPTION_TYPES = frozenset({"static_select", "external_select", "radio_buttons"})
 _MULTI_OPTION_TYPES = frozenset({"checkboxes", "multi_static_select", "multi_external_select"})
 _SINGLE_PICK_FIELDS = {

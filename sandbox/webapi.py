@@ -8,14 +8,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.blocks import require_valid_blocks, require_valid_view
+from sandbox.blocks import MAX_MESSAGE_TEXT, require_valid_blocks, require_valid_view
 from sandbox.errors import SlackError
 from sandbox.workspace import Workspace
 
 Args = dict[str, Any]
 Method = Callable[[Workspace, Args], dict[str, Any]]
 
-MAX_TEXT_CHARS = 40_000
 BLOCKS_ONLY_TEXT = "This content can't be displayed."
 
 
@@ -95,7 +94,7 @@ def _message_content(args: Args, *, require_content: bool) -> tuple[str | None, 
     metadata = _json_arg(args, "metadata", "invalid_metadata_format")
     if require_content and text is None and not blocks and not attachments:
         raise SlackError("no_text")
-    if text is not None and len(text) > MAX_TEXT_CHARS:
+    if text is not None and len(text) > MAX_MESSAGE_TEXT:
         raise SlackError("msg_too_long")
     if blocks is not None:
         require_valid_blocks(blocks)
@@ -187,11 +186,8 @@ def _view_arg(args: Args, *, kind: str) -> dict[str, Any]:
     if view is None:
         raise SlackError("invalid_arguments", messages=["missing required field: view [json-pointer:/view]"])
     require_valid_view(view)
-    if view.get("type") != kind:
-        raise SlackError(
-            "invalid_arguments", messages=[f"must be {kind} [json-pointer:/view/type]"]
-        )
-    assert isinstance(view, dict)
+    if not isinstance(view, dict) or view.get("type") != kind:
+        raise SlackError("invalid_arguments", messages=[f"must be {kind} [json-pointer:/view/type]"])
     return view
 
 
@@ -221,9 +217,7 @@ def views_update(ws: Workspace, args: Args) -> dict[str, Any]:
         raise SlackError("invalid_arguments", messages=["view_id or external_id is required"])
     view = _json_arg(args, "view", "invalid_arguments")
     require_valid_view(view)
-    updated = ws.update_view(
-        view, view_id=view_id, external_id=external_id, hash=_text_arg(args, "hash")
-    )
+    updated = ws.update_view(view, view_id=view_id, external_id=external_id, hash=_text_arg(args, "hash"))
     return {"ok": True, "view": updated}
 
 
@@ -282,11 +276,7 @@ def conversations_info(ws: Workspace, args: Args) -> dict[str, Any]:
 def conversations_list(ws: Workspace, args: Args) -> dict[str, Any]:
     d = ws.directory
     types = set((_text_arg(args, "types") or "public_channel").split(","))
-    wanted = [
-        c
-        for c in d.channels()
-        if ("private_channel" if c.is_private else "public_channel") in types
-    ]
+    wanted = [c for c in d.channels() if ("private_channel" if c.is_private else "public_channel") in types]
     if "im" in types:
         wanted += [d.channel(u.id) for u in d.users()]
     chunk, cursor = _page([d.channel_json(c) for c in wanted], args)

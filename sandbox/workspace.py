@@ -374,9 +374,7 @@ class Workspace:
                 raise SlackError("not_found")
             if len(stack) >= MODAL_STACK_LIMIT:
                 raise SlackError("push_limit_reached")
-            record = self._new_view(
-                user_id, view, root_view_id=stack[0], previous_view_id=stack[-1]
-            )
+            record = self._new_view(user_id, view, root_view_id=stack[0], previous_view_id=stack[-1])
             stack.append(record.id)
             self._touch()
             return self._view_json(record)
@@ -404,9 +402,7 @@ class Workspace:
             self._touch()
             return self._view_json(record)
 
-    def publish_home(
-        self, user_id: str, view: dict[str, Any], *, hash: str | None = None
-    ) -> dict[str, Any]:
+    def publish_home(self, user_id: str, view: dict[str, Any], *, hash: str | None = None) -> dict[str, Any]:
         with self._lock:
             self.directory.user(user_id)
             existing = self._home_views.get(user_id)
@@ -540,9 +536,7 @@ class Workspace:
 
     # logs and notices ----------------------------------------------------------------
 
-    def log_api_call(
-        self, method: str, args: dict[str, Any], response: dict[str, Any], status: int
-    ) -> None:
+    def log_api_call(self, method: str, args: dict[str, Any], response: dict[str, Any], status: int) -> None:
         with self._lock:
             self._api_calls.append(
                 ApiCall(method, copy.deepcopy(args), copy.deepcopy(response), status, self.now())
@@ -598,4 +592,3 @@ class Workspace:
         with self._lock:
             self._notices = [n for n in self._notices if n.id != notice_id]
             self._touch()
-

@@ -89,7 +89,7 @@
           node.rows = 4;
         } else {
           node = el("input", "bk-input");
-          node.type = element.type === "number_input" ? "text" : "text";
+          node.type = "text";
         }
         if (element.placeholder) node.placeholder = element.placeholder.text;
         if (element.initial_value) node.value = element.initial_value;
