@@ -72,7 +72,7 @@ def test_wait_exits_2_on_timeout(bot: BotStack, redis_server: RedisServer, tmp_p
 def test_bad_arguments_fail_with_one_line(bot: BotStack, redis_server: RedisServer,
                                           tmp_path: Path, args: list[str], message: str) -> None:
     process = start_request(bot, redis_server, tmp_path, *args)
-    out, err = process.communicate(timeout=30)
+    _out, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert err.startswith("error: ")
     assert message in err
