@@ -17,6 +17,8 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
     model_validator,
 )
 
@@ -138,6 +140,9 @@ class RequestSpec(BaseModel):
             stored = bool(info.context and info.context.get("stored"))
             if not stored and self.deadline <= datetime.now(UTC):
                 raise ValueError("deadline: must be in the future")
+            # The same bound as `timeout`: a deadline is only another way to spell it.
+            if not stored and self.deadline > datetime.now(UTC) + MAX_TIMEOUT:
+                raise ValueError(f"deadline: at most {MAX_TIMEOUT.days} days ahead")
         return self
 
     @property
@@ -181,6 +186,14 @@ class ApprovalRequest(BaseModel):
     message_channel: str | None = None
     message_ts: str | None = None
     decision: Decision | None = None
+
+    @field_validator("spec", mode="wrap")
+    @classmethod
+    def _stored_spec(cls, value: object, handler: ValidatorFunctionWrapHandler) -> RequestSpec:
+        """A stored spec may name a deadline that has passed since; only new specs must be future."""
+        if isinstance(value, RequestSpec):
+            return value
+        return RequestSpec.model_validate(value, context={"stored": True})
 
     @property
     def approvals(self) -> list[Vote]:

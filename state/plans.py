@@ -274,7 +274,14 @@ class Plans:
             raise InvalidRequest("deadline: already past by the server's clock")
         request = yield from self._read(request_id)
         if request.status is Status.PENDING:
-            yield Call("zadd", (self.keys.pending_index(), {request_id: int(deadline)}))
+            index = self.keys.pending_index()
+            # The index lives as long as its longest-lived entry could (deadline + retention):
+            # NX gives a new index its TTL, GT only ever extends it (Redis >= 7), so concurrent
+            # creates settle on the latest expiry and an index nobody sweeps still goes away.
+            expire_at = int(deadline) + self.retention_ms
+            yield Batch([Call("zadd", (index, {request_id: int(deadline)})),
+                         Call("pexpireat", (index, expire_at), {"nx": True}),
+                         Call("pexpireat", (index, expire_at), {"gt": True})])
         return request
 
     def decide(
