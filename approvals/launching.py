@@ -1,16 +1,224 @@
-"""Flow launching and decision events for the bot; filled in by the flows layer."""
+"""Starts registered flows for the bot and the CLI, and tells Prefect about decisions.
+
+    install_services(settings)      the flows' Redis and Slack clients and defaults, from settings
+    InProcessLauncher               flow runs on one background event loop in this process
+    DeploymentLauncher              flow runs of the deployments `approvals serve` serves
+    default_launcher(settings)      deployments when PREFECT_API_URL is set, else in-process
+    emit_decision_event(request)    the bot's hook after every final decision
+"""
 
 from __future__ import annotations
 
-from bot.launcher import Launcher
-from state.models import ApprovalRequest
+import asyncio
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from concurrent.futures import Future
+from typing import Any, Literal
 
-from .settings import Settings
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, State
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.flow_engine import run_flow_async, run_flow_sync
+from prefect.settings import get_current_settings
+
+from bot.launcher import Launched, Launcher, LaunchError
+from flows.errors import FlowsError
+from flows.events import emit_decided
+from flows.params import FlowParams
+from flows.registry import DEPLOYMENT_NAME, RegisteredFlow, descriptions, get_flow, parse_params
+from flows.services import FlowConfig, Services, ServicesFactory, set_services_factory
+from state.models import USER_ID_PATTERN, ApprovalRequest
+
+from .runtime import build_messenger
+from .settings import Settings, load_settings
+from .wiring import async_store, resolve_redis_url
+
+log = logging.getLogger(__name__)
+
+LaunchMode = Literal["auto", "in-process", "deployments"]
+KEEP_RUNS = 1000  # finished in-process runs remembered for wait(); older ones are forgotten
 
 
-def default_launcher(settings: Settings) -> Launcher | None:
-    return None
+def flow_config_from(settings: Settings) -> FlowConfig:
+    return FlowConfig(channel=settings.approvals_channel,
+                      approvers=tuple(settings.approvals_default_approvers),
+                      requester=settings.approvals_requester,
+                      wait_slice_seconds=settings.approvals_wait_slice_seconds,
+                      data_dir=settings.approvals_data_dir)
+
+
+def services_factory(settings: Settings, redis_url: str | None = None) -> ServicesFactory:
+    """Connects on first use, so installing it costs nothing and starts no Redis."""
+    def build() -> Services:
+        url = redis_url or resolve_redis_url(settings)
+        return Services(build_messenger(settings, url), lambda: async_store(settings, url))
+    return build
+
+
+def install_services(settings: Settings, redis_url: str | None = None) -> None:
+    set_services_factory(services_factory(settings, redis_url), flow_config_from(settings))
+
+
+def install_services_from_environment() -> None:
+    """For flow runs Prefect starts in a new process (APPROVALS_SERVICES_BOOTSTRAP names this)."""
+    install_services(load_settings())
+
+
+def flow_run_url(ui_url: str | None, flow_run_id: str) -> str | None:
+    return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui_url else None
+
+
+def prepare(flow: str, params: Mapping[str, str], requested_by: str,
+            channel: str) -> tuple[RegisteredFlow, FlowParams]:
+    """Validate before anything starts. Who asked becomes the requester (so they cannot approve
+    their own run) and the conversation becomes the channel, unless the parameters say otherwise."""
+    values: dict[str, object] = dict(params)
+    try:
+        entry = get_flow(flow)
+        fields = entry.params.model_fields
+        if "requester" in fields and "requester" not in values and re.match(USER_ID_PATTERN,
+                                                                             requested_by):
+            values["requester"] = requested_by
+        if "channel" in fields and "channel" not in values and channel:
+            values["channel"] = channel
+        return parse_params(flow, values)
+    except FlowsError as e:
+        raise LaunchError(str(e)) from e
+
+
+def _tags(requested_by: str) -> list[str]:
+    return ["slack-approvals", f"requested-by:{requested_by}"]
+
+
+class _RegistryLaunching:
+    """What both launchers answer from the registry alone."""
+
+    def flows(self) -> Mapping[str, str]:
+        return descriptions()
+
+    def check(self, flow: str, params: Mapping[str, str]) -> None:
+        try:
+            parse_params(flow, params)
+        except FlowsError as e:
+            raise LaunchError(str(e)) from e
+
+
+class InProcessLauncher(_RegistryLaunching):
+    """Runs flows inside this process on one event loop thread, so waiting gates cost a
+    coroutine each. The flow run is created first, so its id is known before it starts.
+
+    Runs end with the process; for runs that outlive the bot use deployments.
+    """
+
+    def __init__(self, ui_url: str | None = None) -> None:
+        self.ui_url = ui_url
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runs: OrderedDict[str, Future[State[Any]]] = OrderedDict()
+
+    def launch(self, flow: str, params: Mapping[str, str], *, requested_by: str,
+               channel: str) -> Launched:
+        entry, model = prepare(flow, params, requested_by, channel)
+        with get_client(sync_client=True) as client:
+            flow_run = client.create_flow_run(entry.flow, parameters=entry.parameters(model),
+                                              tags=_tags(requested_by))
+        future = asyncio.run_coroutine_threadsafe(self._run(entry, flow_run, model), self._ensure_loop())
+        run_id = str(flow_run.id)
+        with self._lock:
+            self._runs[run_id] = future
+            while len(self._runs) > KEEP_RUNS:
+                self._runs.popitem(last=False)
+        log.info("started %s as flow run %s for %s", entry.name, run_id, requested_by)
+        return Launched(flow_run_id=run_id, flow_name=entry.name, url=flow_run_url(self.ui_url, run_id))
+
+    async def _run(self, entry: RegisteredFlow, flow_run: FlowRun, model: FlowParams) -> State[Any]:
+        parameters = {"params": model}
+        if entry.flow.isasync:
+            state = await run_flow_async(entry.flow, flow_run=flow_run, parameters=parameters,
+                                         return_type="state")
+        else:
+            state = await asyncio.to_thread(run_flow_sync, entry.flow, flow_run=flow_run,
+                                            parameters=parameters, return_type="state")
+        assert isinstance(state, State)
+        if not state.is_completed():
+            log.error("flow run %s (%s) ended %s: %s", flow_run.id, entry.name, state.name,
+                      state.message)
+        return state
+
+    def wait(self, flow_run_id: str, timeout: float | None = None) -> State[Any]:
+        """The final state of a run this launcher started (for the CLI and tests)."""
+        with self._lock:
+            future = self._runs[flow_run_id]
+        return future.result(timeout)
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="approvals-flows",
+                                                daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    def close(self) -> None:
+        """Stop the loop; runs still waiting are abandoned (Prefect marks them crashed later)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+
+
+class DeploymentLauncher(_RegistryLaunching):
+    """Creates flow runs of the deployments that `approvals serve` keeps running."""
+
+    def __init__(self, ui_url: str | None = None, deployment: str = DEPLOYMENT_NAME) -> None:
+        self.ui_url = ui_url
+        self.deployment = deployment
+
+    def launch(self, flow: str, params: Mapping[str, str], *, requested_by: str,
+               channel: str) -> Launched:
+        entry, model = prepare(flow, params, requested_by, channel)
+        name = f"{entry.flow.name}/{self.deployment}"
+        try:
+            flow_run = run_deployment(name, parameters=entry.parameters(model), timeout=0,
+                                      tags=_tags(requested_by), as_subflow=False)
+        except ObjectNotFound as e:
+            raise LaunchError(f"there is no deployment {name}: is `approvals serve` running?") from e
+        assert isinstance(flow_run, FlowRun)  # called from a thread, run_deployment answers in kind
+        run_id = str(flow_run.id)
+        return Launched(flow_run_id=run_id, flow_name=entry.name, url=flow_run_url(self.ui_url, run_id))
+
+
+def prefect_api_url() -> str | None:
+    url = get_current_settings().api.url
+    return str(url) if url else None
+
+
+def default_launcher(settings: Settings, mode: LaunchMode = "auto") -> Launcher:
+    """`auto`: deployments when PREFECT_API_URL names a server, else in this process (on
+    Prefect's temporary server)."""
+    install_services(settings)
+    if mode == "auto":
+        mode = "deployments" if prefect_api_url() else "in-process"
+    if mode == "deployments":
+        return DeploymentLauncher(settings.prefect_ui_url)
+    return InProcessLauncher(settings.prefect_ui_url)
 
 
 def emit_decision_event(request: ApprovalRequest) -> None:
-    return None
+    """The bot calls this after recording a final decision; it must never raise."""
+    if request.decision is None:
+        return
+    try:
+        emit_decided(request)
+    except Exception:
+        log.exception("could not emit approval.decided for %s", request.id)

@@ -1,0 +1,20 @@
+"""Prefect side of slack-approvals: gates that wait for a Slack decision, and runnable flows.
+
+    from flows import approval_gate
+    decision = await approval_gate("deploy", "Deploy api 2.4 to production", approvers=[...])
+
+The registry (flows.registry) names the flows `approvals run` and `/approvals run` can start;
+flows.services is where the composition root installs the Redis and Slack clients.
+"""
+
+from .errors import ApprovalRejected, DecisionPending
+from .gates import approval_gate, auto_approve, request_approval, wait_for_decision
+
+__all__ = [
+    "ApprovalRejected",
+    "DecisionPending",
+    "approval_gate",
+    "auto_approve",
+    "request_approval",
+    "wait_for_decision",
+]

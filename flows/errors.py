@@ -1,0 +1,60 @@
+"""Errors raised on purpose by the flows layer.
+
+    FlowsError                    base of everything below
+    ├── ServicesNotInstalled      no services factory was installed before a gate ran
+    ├── DecisionPending           a gate's wait slice ended without a decision; Prefect retries it
+    ├── ApprovalRejected          a gate with raise_on_reject=True was rejected or timed out
+    ├── UnknownFlow               the registry has no flow by that name
+    └── BadParameters             parameters for a registered flow failed validation
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from state.models import Decision
+
+
+class FlowsError(Exception):
+    """Base class for errors the flows layer raises deliberately."""
+
+
+class ServicesNotInstalled(FlowsError, RuntimeError):
+    """Gates need Redis and Slack clients; the composition root installs a factory for them."""
+
+    def __init__(self) -> None:
+        super().__init__("no services factory installed: call flows.services.set_services_factory(...) "
+                         "first (approvals.launching.install_services does it from settings)")
+
+
+class DecisionPending(FlowsError):
+    """Not a failure: the only exception `wait_for_decision` retries on."""
+
+    def __init__(self, request_id: str, deadline: datetime) -> None:
+        super().__init__(f"request {request_id} is still pending (deadline {deadline:%Y-%m-%d %H:%M:%S} UTC)")
+        self.request_id = request_id
+        self.deadline = deadline
+
+
+class ApprovalRejected(FlowsError):
+    """The request ended without approval: rejected, timed out to reject, or cancelled."""
+
+    def __init__(self, decision: Decision) -> None:
+        who = f" by {decision.decided_by}" if decision.decided_by else ""
+        why = f": {decision.reason}" if decision.reason else ""
+        super().__init__(f"request {decision.request_id} {decision.status.value}{who}{why}")
+        self.decision = decision
+
+
+class UnknownFlow(FlowsError, LookupError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"there is no flow {name!r}; flows: {', '.join(sorted(known))}")
+        self.name = name
+
+
+class BadParameters(FlowsError, ValueError):
+    """The message is the parameter model's own validation message, one line per problem."""
+
+    def __init__(self, flow: str, message: str) -> None:
+        super().__init__(f"{flow}: {message}")
+        self.flow = flow

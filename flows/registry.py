@@ -1,0 +1,119 @@
+"""The flows that can be started by name (`approvals run`, `/approvals run`, deployments).
+
+    REGISTRY[name] -> RegisteredFlow(name, flow, params model, one-line description)
+    parse_params(name, {"key": "value"})   validated model, or UnknownFlow / BadParameters
+    parse_pairs(["key=value", ...])        the command-line form into a mapping
+
+Values are strings converted by pydantic (`amount=12.50`, `quorum=2`); list parameters take
+comma-separated values (`approvers=U01MAYA,U02FRANK`). Nothing runs unless the model accepts
+every parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import Flow
+from pydantic import ValidationError
+
+from .departments import DepartmentReviewParams, department_review
+from .errors import BadParameters, UnknownFlow
+from .etl import EtlParams, etl_pipeline
+from .examples import (
+    MultiStepParams,
+    PaymentParams,
+    SimpleApprovalParams,
+    multi_step_approval,
+    payment_approval,
+    simple_approval,
+)
+from .operations import DeployParams, DestructiveParams, deploy_approval, destructive_operation
+from .params import FlowParams
+
+# Every registered flow is served under this deployment name: `<flow name>/slack-approvals`.
+DEPLOYMENT_NAME = "slack-approvals"
+
+
+@dataclass(frozen=True)
+class RegisteredFlow:
+    name: str
+    flow: Flow[..., Any]
+    params: type[FlowParams]
+    description: str
+
+    def parse(self, values: Mapping[str, object]) -> FlowParams:
+        try:
+            return self.params.model_validate(dict(values))
+        except ValidationError as e:
+            raise BadParameters(self.name, validation_message(e)) from e
+
+    def parameters(self, params: FlowParams) -> dict[str, Any]:
+        """The flow run's parameters (JSON-ready), as Prefect stores and validates them."""
+        return {"params": params.model_dump(mode="json")}
+
+
+def validation_message(error: ValidationError) -> str:
+    """`field: what is wrong (got ...)` for each problem, joined with `; `."""
+    parts = []
+    for problem in error.errors():
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if not problem["loc"]:
+            parts.append(message)  # a rule across fields; its message names them
+            continue
+        where = ".".join(str(p) for p in problem["loc"])
+        if problem["type"] not in ("missing", "extra_forbidden"):
+            message += f" (got {problem['input']!r})"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+REGISTRY: Mapping[str, RegisteredFlow] = {
+    entry.name: entry for entry in [
+        RegisteredFlow("simple-approval", simple_approval, SimpleApprovalParams,
+                       "Ask once in Slack and return the decision."),
+        RegisteredFlow("payment-approval", payment_approval, PaymentParams,
+                       "A payment: auto-approved when small, one approver, two when large."),
+        RegisteredFlow("multi-step-approval", multi_step_approval, MultiStepParams,
+                       "Manager, then finance; stops at the first rejection."),
+        RegisteredFlow("deploy-approval", deploy_approval, DeployParams,
+                       "Deploy a service version to an environment once approved."),
+        RegisteredFlow("destructive-operation", destructive_operation, DestructiveParams,
+                       "An irreversible operation: two approvers, never the requester."),
+        RegisteredFlow("etl-pipeline", etl_pipeline, EtlParams,
+                       "Validate, summarise and store records; asks first if data is dirty."),
+        RegisteredFlow("department-review", department_review, DepartmentReviewParams,
+                       "Every department signs off its figures at once, with a roll-up."),
+    ]
+}
+
+
+def get_flow(name: str) -> RegisteredFlow:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownFlow(name, list(REGISTRY)) from None
+
+
+def descriptions() -> dict[str, str]:
+    return {name: entry.description for name, entry in REGISTRY.items()}
+
+
+def parse_params(name: str, values: Mapping[str, object]) -> tuple[RegisteredFlow, FlowParams]:
+    entry = get_flow(name)
+    return entry, entry.parse(values)
+
+
+def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    """`key=value` strings into a mapping; a malformed or repeated key is refused."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BadParameters("parameters", f"{pair!r} is not key=value")
+        if key in values:
+            raise BadParameters("parameters", f"{key} is given twice")
+        values[key] = value
+    return values

@@ -1,0 +1,138 @@
+"""The clients and defaults that gates and flows use, installed from outside.
+
+    set_services_factory(factory, config)   the composition root (approvals.launching) or a test
+    services()       -> Services            built by the factory on first use, then shared
+    flow_config()    -> FlowConfig          defaults for flow parameters: channel, approvers, ...
+    services_installed(factory, config)     the same as a context manager that restores the old ones
+
+Flows never read settings: whoever starts them installs a factory first. A flow run that
+Prefect starts in a fresh process (a served deployment) has nobody to do that, so the one
+environment variable APPROVALS_SERVICES_BOOTSTRAP may name a `module:function` that installs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.messenger import Messenger
+from state.store import ApprovalStore, AsyncApprovalStore
+
+from .errors import ServicesNotInstalled
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Defaults a flow uses when its parameters name no channel, approver or requester."""
+
+    channel: str = "#approvals"
+    approvers: tuple[str, ...] = ()
+    requester: str | None = None
+    # Each attempt of a waiting gate blocks this long on Redis before Prefect retries it.
+    wait_slice_seconds: float = 10.0
+    data_dir: Path = Path(".data")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.wait_slice_seconds <= 300:
+            raise ValueError("wait_slice_seconds: between 0 and 300 seconds")
+
+
+class Services:
+    """A blocking store with the Messenger (posting, editing) and asyncio stores for waiting."""
+
+    def __init__(self, messenger: Messenger,
+                 open_async_store: Callable[[], AsyncApprovalStore]) -> None:
+        self.messenger = messenger
+        self._open_async_store = open_async_store
+
+    @property
+    def store(self) -> ApprovalStore:
+        return self.messenger.store
+
+    @asynccontextmanager
+    async def async_store(self) -> AsyncIterator[AsyncApprovalStore]:
+        """A store on a fresh asyncio client, closed afterwards.
+
+        asyncio clients belong to one event loop, and flows run on many (the CLI, the launcher's
+        loop, tests); a client per wait attempt costs one connect per slice and never leaks.
+        """
+        store = self._open_async_store()
+        try:
+            yield store
+        finally:
+            await store.aclose()
+
+
+ServicesFactory = Callable[[], Services]
+
+BOOTSTRAP_ENV = "APPROVALS_SERVICES_BOOTSTRAP"
+
+_lock = threading.Lock()
+_factory: ServicesFactory | None = None
+_config = FlowConfig()
+_built: Services | None = None
+_bootstrapped = False
+
+
+def _bootstrap() -> None:
+    """Once per process, before anything was installed: call APPROVALS_SERVICES_BOOTSTRAP."""
+    global _bootstrapped
+    with _lock:
+        if _bootstrapped or _factory is not None:
+            return
+        _bootstrapped = True
+    target = os.environ.get(BOOTSTRAP_ENV, "")
+    if not target:
+        return
+    module, sep, name = target.partition(":")
+    if not sep:
+        raise ValueError(f"{BOOTSTRAP_ENV}={target!r}: expected module:function")
+    install: Callable[[], None] = getattr(importlib.import_module(module), name)
+    install()
+
+
+def set_services_factory(factory: ServicesFactory | None, config: FlowConfig | None = None) -> None:
+    """Install how to build the clients (lazily, once) and the parameter defaults.
+
+    Installing None leaves the next use to APPROVALS_SERVICES_BOOTSTRAP, if set."""
+    global _factory, _config, _built, _bootstrapped
+    with _lock:
+        _factory = factory
+        _config = config or FlowConfig()
+        _built = None
+        _bootstrapped = False
+
+
+def services() -> Services:
+    global _built
+    _bootstrap()
+    with _lock:
+        if _built is None:
+            if _factory is None:
+                raise ServicesNotInstalled()
+            _built = _factory()
+        return _built
+
+
+def flow_config() -> FlowConfig:
+    _bootstrap()
+    return _config
+
+
+@contextmanager
+def services_installed(factory: ServicesFactory | None,
+                       config: FlowConfig | None = None) -> Iterator[None]:
+    global _factory, _config, _built, _bootstrapped
+    with _lock:
+        previous = (_factory, _config, _built, _bootstrapped)
+    set_services_factory(factory, config)
+    try:
+        yield
+    finally:
+        with _lock:
+            _factory, _config, _built, _bootstrapped = previous

@@ -1,0 +1,154 @@
+"""The launchers the bot uses, the decision-event hook and the `approvals run` command."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+from prefect.deployments.runner import RunnerDeployment
+from typer.testing import CliRunner
+
+from approvals.cli import app
+from approvals.launching import (
+    DeploymentLauncher,
+    InProcessLauncher,
+    default_launcher,
+    emit_decision_event,
+)
+from approvals.settings import load_settings
+from bot.launcher import LaunchError
+from flows.examples import simple_approval
+from flows.services import flow_config, services_installed
+from sandbox.config import DEFAULT_BOT_TOKEN
+from state import Outcome, RequestSpec
+from tests.conftest import RedisServer
+
+from .support import DEPLOYS, FRANK, MAYA, REQUESTER, Approvers, FlowEnv, decided_events
+
+UI = "http://prefect.example:4200"
+
+
+def flow_runs_named(name: str) -> int:
+    with get_client(sync_client=True) as client:
+        return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[name]))))
+
+
+def test_in_process_launch_answers_at_once_and_runs_in_the_background(env: FlowEnv) -> None:
+    launcher = InProcessLauncher(ui_url=UI)
+    try:
+        launched = launcher.launch("simple-approval", {"title": "Launched from Slack"},
+                                   requested_by=REQUESTER, channel=DEPLOYS)
+        assert launched.flow_name == "simple-approval"
+        assert launched.url == f"{UI}/runs/flow-run/{launched.flow_run_id}"
+        with get_client(sync_client=True) as client:  # known to Prefect before it has run
+            assert str(client.read_flow_run(uuid.UUID(launched.flow_run_id)).id) == launched.flow_run_id
+        env.approvers.on("Launched from Slack", MAYA)
+        state = launcher.wait(launched.flow_run_id, timeout=30)
+    finally:
+        launcher.close()
+    assert state.is_completed()
+    result = state.result()
+    request = env.store.get(result.request_id)
+    # Who ran it is the requester (no self-approval), and it asks where it was started.
+    assert (request.spec.requester, request.spec.channel) == (REQUESTER, DEPLOYS)
+    assert request.spec.flow_run_id == launched.flow_run_id
+
+
+def test_bad_launches_are_refused_before_anything_starts(env: FlowEnv) -> None:
+    launcher = InProcessLauncher()
+    before = flow_runs_named("payment-approval")
+    with pytest.raises(LaunchError, match="amount: Input should be greater than 0"):
+        launcher.launch("payment-approval", {"amount": "-3"}, requested_by=REQUESTER, channel=DEPLOYS)
+    with pytest.raises(LaunchError, match="there is no flow 'payments'"):
+        launcher.launch("payments", {}, requested_by=REQUESTER, channel=DEPLOYS)
+    with pytest.raises(LaunchError, match="currency: String should match pattern"):
+        launcher.check("payment-approval", {"currency": "euro"})
+    launcher.check("payment-approval", {"currency": "EUR"})
+    assert flow_runs_named("payment-approval") == before
+    assert env.posts() == 0
+    assert set(launcher.flows()) >= {"etl-pipeline", "department-review"}
+
+
+def test_deployment_launcher_creates_a_run_of_the_served_deployment(env: FlowEnv) -> None:
+    launcher = DeploymentLauncher(ui_url=UI, deployment=f"test-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(LaunchError, match="is `approvals serve` running"):
+        launcher.launch("simple-approval", {}, requested_by=REQUESTER, channel=DEPLOYS)
+
+    deployment = simple_approval.to_deployment(name=launcher.deployment)
+    assert isinstance(deployment, RunnerDeployment)
+    deployment_id = deployment.apply()  # what `approvals serve` registers, without a runner
+    launched = launcher.launch("simple-approval", {"quorum": "1"}, requested_by=REQUESTER,
+                               channel=DEPLOYS)
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(uuid.UUID(launched.flow_run_id))
+    assert flow_run.deployment_id == deployment_id
+    assert flow_run.parameters["params"]["requester"] == REQUESTER
+    assert "requested-by:U06REQ" in flow_run.tags
+    assert launched.url == f"{UI}/runs/flow-run/{launched.flow_run_id}"
+
+
+def test_default_launcher_follows_the_prefect_api_and_installs_settings(env: FlowEnv,
+                                                                      tmp_path: Path) -> None:
+    settings = load_settings(slack_bot_token=DEFAULT_BOT_TOKEN, approvals_channel="C05DEPLOYS",
+                             approvals_default_approvers="U01MAYA,U02FRANK",
+                             approvals_data_dir=tmp_path, prefect_ui_url=UI)
+    with services_installed(None):
+        # The harness sets PREFECT_API_URL: deployments.
+        assert isinstance(default_launcher(settings), DeploymentLauncher)
+        assert flow_config().approvers == (MAYA, FRANK) and flow_config().channel == "C05DEPLOYS"
+        in_process = default_launcher(settings, "in-process")
+        assert isinstance(in_process, InProcessLauncher) and in_process.ui_url == UI
+
+
+def test_decision_event_hook_emits_final_decisions_only(env: FlowEnv) -> None:
+    request = env.store.create(RequestSpec(title="Clicked in Slack", channel=DEPLOYS,
+                                           approvers=[MAYA]))
+    emit_decision_event(request)  # still pending: nothing to say, and no error
+    decided = env.store.decide(request.id, MAYA, Outcome.APPROVE).request
+    assert decided is not None
+
+    emit_decision_event(decided)
+
+    events = decided_events(request.id)
+    assert [e.resource["approval.decided_by"] for e in events] == [MAYA]
+    assert events[0].resource["approval.outcome"] == "approve"
+
+
+@pytest.mark.real_redis
+def test_cli_runs_a_flow_and_prints_the_result(env: FlowEnv, redis_server: RedisServer,
+                                               tmp_path: Path) -> None:
+    """`approvals run` through settings, wiring and the runtime: a real redis and the sandbox."""
+    variables = {"SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN, "SLACK_API_URL": env.sb.api_url,
+                 "REDIS_URL": redis_server.url, "APPROVALS_CHANNEL": DEPLOYS,
+                 "APPROVALS_DEFAULT_APPROVERS": FRANK, "APPROVALS_DATA_DIR": str(tmp_path),
+                 "APPROVALS_WAIT_SLICE_SECONDS": "0.5"}
+    approvers = Approvers(env.backend_store_for(redis_server.url))
+    approvers.on("Deploy billing 3.1.0", FRANK, after=0.3)
+    try:
+        with services_installed(None):
+            result = CliRunner().invoke(app, ["run", "deploy-approval", "--param", "version=3.1.0",
+                                              "-p", "service=billing", "-p", "notes=Ship it"],
+                                        env=variables)
+    finally:
+        approvers.stop()
+    assert result.exit_code == 0, result.output
+    assert "running deploy-approval on http" in result.stdout
+    assert '"channel":"C05DEPLOYS","approvers":["U02FRANK"]' in result.stdout  # from the settings
+    assert '"decided_by": "U02FRANK"' in result.stdout and '"version": "3.1.0"' in result.stdout
+
+
+def test_cli_refuses_bad_parameters_with_one_line(env: FlowEnv) -> None:
+    before = flow_runs_named("payment-approval")
+    variables = {"SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN, "SLACK_API_URL": env.sb.api_url}
+
+    result = CliRunner().invoke(app, ["run", "payment-approval", "-p", "amount=abc"], env=variables)
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: payment-approval: amount: Input should be a valid decimal (got 'abc')"]
+    assert result.stdout == ""
+    assert flow_runs_named("payment-approval") == before
