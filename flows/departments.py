@@ -37,7 +37,8 @@ from .results import GateResult
 from .services import services
 
 DEFAULT_DEPARTMENTS = ("finance", "engineering", "sales")
-MAX_DEPARTMENTS = 20  # a roll-up block per department stays well inside Slack's 50 blocks
+MAX_DEPARTMENTS = 50
+ROLLUP_LINES_PER_BLOCK = 12  # ~200 characters a line keeps each section under Slack's 3,000
 
 
 class DepartmentSpec(BaseModel):
@@ -195,7 +196,10 @@ class Rollup:
         approved = sum(1 for r in self.results.values() if r is not None and r.gate.approved)
         total = len(self.departments)
         blocks: list[Block] = [HeaderBlock(text=f"Department review {self.period}")]
-        blocks += [SectionBlock(text=MarkdownTextObject(text=self.line(d))) for d in self.departments]
+        lines = [self.line(d) for d in self.departments]
+        for start in range(0, len(lines), ROLLUP_LINES_PER_BLOCK):
+            chunk = "\n".join(lines[start:start + ROLLUP_LINES_PER_BLOCK])
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=chunk[:3000])))
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
             text=f"{decided} of {total} decided · {approved} approved")]))
         return {"text": f"Department review {self.period}: {decided} of {total} decided",

@@ -72,8 +72,8 @@ def private_postgres() -> Iterator[str]:
     port = _free_port()
     process = None
     try:
-        subprocess.run([str(postgres_bin("initdb")), "-D", str(folder / "data"), "-A", "trust", "-U", "prefect",
-                        "--no-sync", "-E", "UTF8"], check=True, cwd=folder,
+        subprocess.run([str(postgres_bin("initdb")), "-D", str(folder / "data"), "-A", "trust",
+                        "-U", "prefect", "--no-sync", "-E", "UTF8"], check=True, cwd=folder,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **owner)
         process = subprocess.Popen(
             [str(postgres_bin("postgres")), "-D", str(folder / "data"), "-p", str(port), "-k", str(folder),

@@ -1,0 +1,21 @@
+"""The department roll-up stays a message Slack accepts at the largest review."""
+
+from __future__ import annotations
+
+from slack_sdk import WebClient
+
+from flows.departments import MAX_DEPARTMENTS, DepartmentSpec, Rollup
+from sandbox.server import SandboxServer
+
+
+def test_rollup_of_the_largest_review_is_accepted(sb: SandboxServer) -> None:
+    departments = [DepartmentSpec(name=f"Department {i:02d}", channel="C02FINANCE",
+                                  approvers=["U02FRANK", "U01MAYA"])
+                   for i in range(MAX_DEPARTMENTS)]
+    message = Rollup("2025-Q4", departments).message()
+    assert len(message["blocks"]) <= 50
+    client = WebClient(token=sb.config.bot_token, base_url=sb.api_url)
+    assert client.chat_postMessage(channel="C01APPROVALS", **message)["ok"]
+    text = str(sb.messages("C01APPROVALS")[-1]["blocks"])
+    assert "Department 00" in text
+    assert f"Department {MAX_DEPARTMENTS - 1:02d}" in text
