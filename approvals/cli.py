@@ -113,6 +113,27 @@ def audit(request_id: str,
     cli_requests.audit_command(settings_or_exit(), request_id, json_out)
 
 
+@app.command()
+def demo(
+    auto: Annotated[bool, typer.Option(help="Scripted people click by themselves; exits when done.")] = False,
+    port: Annotated[int, typer.Option(help="Port of the sandbox page.")] = 8765,
+    timeout: Annotated[str, typer.Option(help="How long each request waits (default 15s with --auto, "
+                                               "10m otherwise).")] = "",
+) -> None:
+    """The whole product locally: private Redis, a sandbox Slack, the bot, and real flows."""
+    from .demo import run_demo
+    from .demo_scenario import demo_scenario
+    from .durations import parse_duration
+
+    settings = settings_or_exit()
+    try:
+        wait = parse_duration(timeout or ("15s" if auto else "10m"))
+    except ValueError as e:
+        typer.echo(f"error: --timeout: {e}", err=True)
+        raise typer.Exit(2) from e
+    raise typer.Exit(run_demo(settings, demo_scenario, auto=auto, port=port, decision_timeout=wait))
+
+
 cli_flows.register(app)
 
 

@@ -23,9 +23,11 @@ from .errors import RedisSetupError
 
 Kind = Literal["single", "sentinel", "cluster"]
 
+# No read timeout: redis-py's default (5 s) would cut every BLPOP that waits longer.
 # Keepalive and health checks let a long BLPOP notice a dead server instead of hanging.
 _COMMON: dict[str, Any] = {
     "decode_responses": True,
+    "socket_timeout": None,
     "socket_connect_timeout": 5,
     "socket_keepalive": True,
     "health_check_interval": 30,
@@ -100,7 +102,8 @@ def connect(url: str) -> Any:
     if target.kind == "cluster":
         nodes = [redis.cluster.ClusterNode(h, p) for h, p in target.nodes]
         return redis.cluster.RedisCluster(startup_nodes=nodes, ssl=target.tls, **auth,
-                                          decode_responses=True, socket_connect_timeout=5)
+                                          decode_responses=True, socket_connect_timeout=5,
+                                          socket_timeout=None)
     sentinel = redis.sentinel.Sentinel(target.nodes, socket_connect_timeout=5,
                                        sentinel_kwargs={"password": target.password})
     return sentinel.master_for(target.master, db=target.db, ssl=target.tls, **auth, **_COMMON)
@@ -115,7 +118,7 @@ def connect_async(url: str) -> Any:
     if target.kind == "cluster":
         nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes]
         return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, ssl=target.tls, **auth,
-                                                  decode_responses=True)
+                                                  decode_responses=True, socket_timeout=None)
     sentinel = redis.asyncio.sentinel.Sentinel(target.nodes, socket_connect_timeout=5,
                                                sentinel_kwargs={"password": target.password})
     return sentinel.master_for(target.master, db=target.db, ssl=target.tls, **auth, **_COMMON)

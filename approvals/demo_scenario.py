@@ -1,0 +1,49 @@
+"""The demo's flows: a quarterly review by three departments and a production deploy, at once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from flows.departments import DepartmentReviewParams, DepartmentSpec, department_review
+from flows.operations import DeployParams, deploy_approval
+
+from .demo import DemoStack
+
+REQUESTER = "U06REQ"
+
+
+def review_params(timeout: timedelta) -> DepartmentReviewParams:
+    return DepartmentReviewParams(
+        period="2025-Q4",
+        channel="C01APPROVALS",
+        requester=REQUESTER,
+        timeout_seconds=timeout.total_seconds(),
+        departments=[
+            DepartmentSpec(name="Finance", channel="C02FINANCE", approvers=[],
+                           approver_groups=["S01FINANCE"]),
+            DepartmentSpec(name="Engineering", channel="C03ENG", approvers=["U03ERIN", "U04OLIVER"]),
+            DepartmentSpec(name="Sales", channel="C04SALES", approvers=["U05SARA"]),
+        ],
+    )
+
+
+def deploy_params(timeout: timedelta) -> DeployParams:
+    return DeployParams(service="checkout", environment="production", version="2.4.0",
+                        notes="Adds Apple Pay; migration 0042 is backwards compatible.",
+                        channel="C05DEPLOYS", approvers=["U01MAYA"], requester=REQUESTER,
+                        timeout_seconds=timeout.total_seconds())
+
+
+async def demo_scenario(stack: DemoStack, timeout: timedelta) -> dict[str, Any]:
+    review, deploy = await asyncio.gather(department_review(review_params(timeout)),
+                                          deploy_approval(deploy_params(timeout)))
+    return {
+        "department-review": (f"approved: {', '.join(review.approved) or '-'}; "
+                              f"rejected: {', '.join(review.rejected) or '-'}; "
+                              f"timed out: {', '.join(review.timed_out) or '-'}"),
+        "deploy-approval": (f"{deploy.service} {deploy.version} to {deploy.environment}: "
+                            f"{deploy.gate.status.value}"
+                            + (" and deployed" if deploy.deployed else ", not deployed")),
+    }
