@@ -8,6 +8,7 @@ shows a live table of requests, then a summary and the audit trail.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import threading
 import time
@@ -45,17 +46,27 @@ class DemoStack:
     store: ApprovalStore
     seen: dict[str, ApprovalRequest] = field(default_factory=dict)
 
+    def posted_ids(self) -> list[str]:
+        """Ids of the requests this run posted, read from the sandbox's log of chat.postMessage
+        (the buttons' block ids), so a request decided within a second is not missed."""
+        ids = []
+        for call in self.sandbox.api_calls("chat.postMessage"):
+            for block in call.args.get("blocks") or []:
+                block_id = str(block.get("block_id", "")) if isinstance(block, dict) else ""
+                if block_id.startswith("vote:"):
+                    ids.append(block_id.removeprefix("vote:"))
+        return ids
+
     def refresh(self) -> list[ApprovalRequest]:
-        """Every request the demo has posted, newest state first by creation."""
-        for request in self.store.pending(limit=200):
-            self.seen.setdefault(request.id, request)
-        for request_id in list(self.seen):
+        """Every request of this run, in the order they were created."""
+        for request_id in self.posted_ids():
             self.seen[request_id] = self.store.get(request_id)
         return sorted(self.seen.values(), key=lambda r: r.created_at)
 
 
 def requests_table(requests: list[ApprovalRequest]) -> Table:
     table = Table("request", "title", "channel", "votes", "state", "decided by", title="Requests")
+    table.columns[0].no_wrap = True
     for r in requests:
         state = r.status.value.replace("_", " ")
         table.add_row(r.id, r.spec.title, r.spec.channel,
@@ -102,6 +113,9 @@ Scenario = Callable[[DemoStack, timedelta], Coroutine[Any, Any, dict[str, Any]]]
 def run_demo(settings: Settings, scenario: Scenario, *, auto: bool, port: int,
              decision_timeout: timedelta, console: Console | None = None) -> int:
     console = console or Console()
+    # Flow run logs would scroll the live table away; warnings and errors still show.
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     with ExitStack() as stack:
         redis_url = settings.redis_url
         if not redis_url:

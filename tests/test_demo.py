@@ -1,0 +1,33 @@
+"""`approvals demo --auto` runs the whole product headless and its summary matches the policy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from state.private_server import STATE_FILE
+
+pytestmark = pytest.mark.slow
+
+
+def test_auto_demo_runs_to_completion(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLACK_", "REDIS_URL", "APPROVALS_", "PREFECT_API"))}
+    env.update({"APPROVALS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200",
+                "PREFECT_HOME": str(tmp_path / "prefect")})
+    result = subprocess.run(
+        [sys.executable, "-c", "from approvals.cli import main; main()", "demo", "--auto",
+         "--port", "0", "--timeout", "8s"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "approved: Finance; rejected: Engineering; timed out: Sales" in out
+    assert "checkout 2.4.0 to production: approved and deployed" in out
+    assert "Every decision matches the scripted policy." in out
+    assert "Cloud spend is 18% over the quarter's budget" in out  # the audit trail is printed
+    # The demo stops the private Redis it started.
+    assert not (tmp_path / "data" / "redis" / STATE_FILE).exists()
