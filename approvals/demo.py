@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import threading
 import time
@@ -30,7 +31,7 @@ from state.store import ApprovalStore
 
 from .demo_policy import EXPECTED_STATUS, POLICY, AutoClicker
 from .runtime import BotRuntime, build_runtime
-from .serving import ServerThread
+from .serving import ServerThread, free_port
 from .settings import Settings
 
 DEMO_BOT_TOKEN = "xoxb-demo-sandbox-token"
@@ -125,9 +126,22 @@ def run_demo(settings: Settings, scenario: Scenario, *, auto: bool, port: int,
             if server.started_now:
                 stack.callback(stop_private_server, folder)
             console.print(f"Redis: private server {redis_url} ({server.binary})")
+        if not os.environ.get("PREFECT_API_URL"):
+            # One temporary Prefect server for the scenario and for flows started from Slack;
+            # left to themselves, each event loop thread would try to start its own.
+            from prefect.server.api.server import SubprocessASGIServer
+
+            prefect_server = SubprocessASGIServer()
+            prefect_server.start(timeout=120)
+            stack.callback(prefect_server.stop)
+            os.environ["PREFECT_API_URL"] = prefect_server.api_url
+            stack.callback(os.environ.pop, "PREFECT_API_URL", None)
+            console.print(f"Prefect: temporary server {prefect_server.api_url}")
         signing_secret = secrets.token_hex(16)
-        sandbox = stack.enter_context(SandboxServer(signing_secret=signing_secret,
-                                                    bot_token=DEMO_BOT_TOKEN, port=port))
+        bot_port = free_port()
+        sandbox = stack.enter_context(SandboxServer(
+            signing_secret=signing_secret, bot_token=DEMO_BOT_TOKEN, port=port,
+            request_url=f"http://127.0.0.1:{bot_port}/slack/events"))
         demo_settings = settings.model_copy(update={
             "slack_api_url": sandbox.api_url, "redis_url": redis_url,
             "slack_bot_token": _secret(DEMO_BOT_TOKEN), "slack_signing_secret": _secret(signing_secret),
@@ -135,10 +149,10 @@ def run_demo(settings: Settings, scenario: Scenario, *, auto: bool, port: int,
         })
         from .launching import default_launcher, emit_decision_event
 
-        runtime = build_runtime(demo_settings, launcher=default_launcher(demo_settings),
-                                on_decision=emit_decision_event)
-        bot = stack.enter_context(ServerThread(runtime.web))
-        sandbox.set_request_url(f"{bot.url}/slack/events")
+        # Flows run here, in process, whatever PREFECT_API_URL says: the demo owns its runs.
+        launcher = default_launcher(demo_settings, mode="in-process")
+        runtime = build_runtime(demo_settings, launcher=launcher, on_decision=emit_decision_event)
+        bot = stack.enter_context(ServerThread(runtime.web, port=bot_port))
         runtime.sweeper.start()
         stack.callback(runtime.deps.background.shutdown, wait=True)
         stack.callback(runtime.sweeper.stop)
@@ -164,10 +178,16 @@ def run_demo(settings: Settings, scenario: Scenario, *, auto: bool, port: int,
                 done.set()
 
         threading.Thread(target=run_scenario, name="demo-scenario", daemon=True).start()
-        with Live(requests_table(demo.refresh()), console=console, refresh_per_second=4) as live:
-            while not done.wait(0.25):
+        if console.is_terminal:
+            with Live(requests_table(demo.refresh()), console=console,
+                      refresh_per_second=4) as live:
+                while not done.wait(0.25):
+                    live.update(requests_table(demo.refresh()))
                 live.update(requests_table(demo.refresh()))
-            live.update(requests_table(demo.refresh()))
+        else:
+            # Piped to a file or CI log: one table at the end instead of a redraw per tick.
+            done.wait()
+            console.print(requests_table(demo.refresh()))
         if "error" in result:
             raise result["error"]
         time.sleep(0.5)  # let the last message edits land before printing the audit
