@@ -10,7 +10,7 @@ import typer
 
 from state.private_server import ensure_private_server, stop_private_server
 
-from . import cli_flows, cli_requests
+from . import cli_requests
 from .settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -134,7 +134,24 @@ def demo(
     raise typer.Exit(run_demo(settings, demo_scenario, auto=auto, port=port, decision_timeout=wait))
 
 
-cli_flows.register(app)
+@app.command("run")
+def run(
+    flow: Annotated[str | None, typer.Argument(help="Flow name; omit to list the flows.")] = None,
+    param: Annotated[list[str], typer.Option(
+        "--param", "-p", help="key=value; lists comma-separated (repeatable).")] = [],  # noqa: B006
+) -> None:
+    """Run one registered flow here and print its result (exit 1 if it fails)."""
+    from .cli_flows import run_command  # Prefect loads only for the commands that need it
+
+    run_command(flow, param)
+
+
+@app.command("serve")
+def serve(limit: Annotated[int | None, typer.Option(help="Most flow runs at once.")] = None) -> None:
+    """Serve every registered flow as the deployment `<flow>/slack-approvals`."""
+    from .cli_flows import serve_command
+
+    serve_command(limit)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from prefect import serve as prefect_serve
@@ -49,51 +49,41 @@ def show(result: object) -> str:
     return repr(result)
 
 
-def register(app: typer.Typer) -> None:
-    """Adds the flow commands to the `approvals` CLI."""
+def run_command(flow: str | None, param: list[str]) -> None:
+    """Run one registered flow here and print its result (exit 1 if it fails)."""
+    from .cli import settings_or_exit  # cli imports this module lazily, inside the command
 
-    @app.command("run")
-    def run(
-        flow: Annotated[str | None, typer.Argument(help="Flow name; omit to list the flows.")] = None,
-        param: Annotated[list[str], typer.Option(
-            "--param", "-p", help="key=value; lists comma-separated (repeatable).")] = [],  # noqa: B006
-    ) -> None:
-        """Run one registered flow here and print its result (exit 1 if it fails)."""
-        from .cli import settings_or_exit  # cli imports this module while it loads
+    if flow is None:
+        for name, entry in sorted(REGISTRY.items()):
+            typer.echo(f"{name:24} {entry.description}")
+        return
+    settings = settings_or_exit()
+    install_services(settings)  # first: parameter defaults come from it; connects on use only
+    try:
+        entry, params = parse_params(flow, parse_pairs(param))
+    except FlowsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    where = prefect_api_url() or "Prefect's temporary local server (PREFECT_API_URL is unset)"
+    typer.echo(f"running {entry.name} on {where}")
+    typer.echo(f"parameters: {params.model_dump_json()}")
+    state, result = asyncio.run(run_locally(entry, params))
+    if not state.is_completed():
+        typer.echo(f"error: {entry.name} ended {state.name}: {state.message}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{entry.name} completed:")
+    typer.echo(show(result))
 
-        if flow is None:
-            for name, entry in sorted(REGISTRY.items()):
-                typer.echo(f"{name:24} {entry.description}")
-            return
-        settings = settings_or_exit()
-        install_services(settings)  # first: parameter defaults come from it; connects on use only
-        try:
-            entry, params = parse_params(flow, parse_pairs(param))
-        except FlowsError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from e
-        where = prefect_api_url() or "Prefect's temporary local server (PREFECT_API_URL is unset)"
-        typer.echo(f"running {entry.name} on {where}")
-        typer.echo(f"parameters: {params.model_dump_json()}")
-        state, result = asyncio.run(run_locally(entry, params))
-        if not state.is_completed():
-            typer.echo(f"error: {entry.name} ended {state.name}: {state.message}", err=True)
-            raise typer.Exit(1)
-        typer.echo(f"{entry.name} completed:")
-        typer.echo(show(result))
 
-    @app.command("serve")
-    def serve(
-        limit: Annotated[int | None, typer.Option(help="Most flow runs at once.")] = None,
-    ) -> None:
-        """Serve every registered flow as the deployment `<flow>/slack-approvals`."""
-        from .cli import settings_or_exit
+def serve_command(limit: int | None) -> None:
+    """Serve every registered flow as the deployment `<flow>/slack-approvals`."""
+    from .cli import settings_or_exit
 
-        settings = settings_or_exit()
-        install_services(settings)
-        # Each flow run starts in a new process, which installs the services the same way.
-        os.environ[BOOTSTRAP_ENV] = BOOTSTRAP
-        if prefect_api_url() is None:
-            typer.echo("warning: PREFECT_API_URL is unset, so the deployments live on a temporary "
-                       "server that only this process can reach", err=True)
-        prefect_serve(*served_deployments(), limit=limit)
+    settings = settings_or_exit()
+    install_services(settings)
+    # Each flow run starts in a new process, which installs the services the same way.
+    os.environ[BOOTSTRAP_ENV] = BOOTSTRAP
+    if prefect_api_url() is None:
+        typer.echo("warning: PREFECT_API_URL is unset, so the deployments live on a temporary "
+                   "server that only this process can reach", err=True)
+    prefect_serve(*served_deployments(), limit=limit)
