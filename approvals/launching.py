@@ -218,6 +218,10 @@ def emit_decision_event(request: ApprovalRequest) -> None:
     """The bot calls this after recording a final decision; it must never raise."""
     if request.decision is None:
         return
+    if prefect_api_url() is None:
+        # Nobody could subscribe to it, and Prefect would start a temporary server in the bot
+        # process just to receive it (and take ~10 s to flush it at exit).
+        return
     try:
         emit_decided(request)
     except Exception:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
@@ -24,13 +26,32 @@ def _drain(deps: BotDeps, sweeper: Sweeper) -> None:
     deps.background.shutdown(wait=True)
 
 
+class _GracefulServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its shutdown, which would kill the process before the
+    queued Slack edits are drained; here the signal only starts the shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def serve_http(web_app: Starlette, deps: BotDeps, sweeper: Sweeper, host: str, port: int) -> None:
-    """uvicorn handles SIGTERM/SIGINT: it stops accepting and lets in-flight requests finish."""
+    """On SIGTERM/SIGINT uvicorn stops accepting and lets in-flight requests finish; then the
+    queued message edits run and the process exits 0."""
     config = uvicorn.Config(web_app, host=host, port=port, log_level="warning",
                             timeout_graceful_shutdown=10, access_log=False)
     sweeper.start()
     try:
-        uvicorn.Server(config).run()
+        _GracefulServer(config).run()
     finally:
         _drain(deps, sweeper)
 
