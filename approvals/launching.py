@@ -72,16 +72,30 @@ def flow_run_url(ui_url: str | None, flow_run_id: str) -> str | None:
     return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui_url else None
 
 
+# Who decides is the flow's (or its deployer's) business, not the caller's: a slash command
+# that could name its own approvers, requester or timeout outcome could approve itself.
+POLICY_PARAMS = frozenset({"requester", "approvers", "approver_groups", "quorum",
+                           "allow_self_approval", "timeout_outcome"})
+
+
+def refuse_policy_params(params: Mapping[str, str]) -> None:
+    chosen = sorted(POLICY_PARAMS & set(params))
+    if chosen:
+        names = ", ".join(f"`{name}`" for name in chosen)
+        raise LaunchError(f"{names} cannot be set from Slack: who approves is fixed by the flow "
+                          "and the bot's settings (APPROVALS_DEFAULT_APPROVERS).")
+
+
 def prepare(flow: str, params: Mapping[str, str], requested_by: str,
             channel: str) -> tuple[RegisteredFlow, FlowParams]:
-    """Validate before anything starts. Who asked becomes the requester (so they cannot approve
-    their own run) and the conversation becomes the channel, unless the parameters say otherwise."""
+    """Validate before anything starts. Who asked is always the requester (so they cannot
+    approve their own run); the conversation is the channel unless the parameters name one."""
+    refuse_policy_params(params)
     values: dict[str, object] = dict(params)
     try:
         entry = get_flow(flow)
         fields = entry.params.model_fields
-        if "requester" in fields and "requester" not in values and re.match(USER_ID_PATTERN,
-                                                                             requested_by):
+        if "requester" in fields and re.match(USER_ID_PATTERN, requested_by):
             values["requester"] = requested_by
         if "channel" in fields and "channel" not in values and channel:
             values["channel"] = channel
@@ -101,6 +115,7 @@ class _RegistryLaunching:
         return descriptions()
 
     def check(self, flow: str, params: Mapping[str, str]) -> None:
+        refuse_policy_params(params)
         try:
             parse_params(flow, params)
         except FlowsError as e:

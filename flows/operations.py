@@ -94,6 +94,9 @@ class DestructiveParams(GateParams):
     @model_validator(mode="after")
     def _quorum_reachable(self) -> Self:
         self.check_quorum(self.quorum)
+        # Silence must never destroy data: a timeout can only reject.
+        if self.timeout_outcome is not Outcome.REJECT:
+            raise ValueError("timeout_outcome: a destructive operation can only time out to reject")
         return self
 
 

@@ -17,10 +17,13 @@ from approvals.launching import (
     InProcessLauncher,
     default_launcher,
     emit_decision_event,
+    prepare,
 )
 from approvals.settings import load_settings
 from bot.launcher import LaunchError
+from flows.errors import BadParameters
 from flows.examples import simple_approval
+from flows.registry import parse_params
 from flows.services import flow_config, services_installed
 from sandbox.config import DEFAULT_BOT_TOKEN
 from state import Outcome, RequestSpec
@@ -80,7 +83,7 @@ def test_deployment_launcher_creates_a_run_of_the_served_deployment(env: FlowEnv
     deployment = simple_approval.to_deployment(name=launcher.deployment)
     assert isinstance(deployment, RunnerDeployment)
     deployment_id = deployment.apply()  # what `approvals serve` registers, without a runner
-    launched = launcher.launch("simple-approval", {"quorum": "1"}, requested_by=REQUESTER,
+    launched = launcher.launch("simple-approval", {"title": "Ship it"}, requested_by=REQUESTER,
                                channel=DEPLOYS)
 
     with get_client(sync_client=True) as client:
@@ -152,3 +155,26 @@ def test_cli_refuses_bad_parameters_with_one_line(env: FlowEnv) -> None:
         "error: payment-approval: amount: Input should be a valid decimal (got 'abc')"]
     assert result.stdout == ""
     assert flow_runs_named("payment-approval") == before
+
+
+@pytest.mark.parametrize("params", [
+    {"approvers": "U03ERIN"}, {"requester": "U01MAYA"}, {"timeout_outcome": "approve"},
+    {"quorum": "1"}, {"approver_groups": "S01FINANCE"}, {"allow_self_approval": "true"},
+])
+def test_slack_callers_cannot_choose_who_approves(params: dict[str, str]) -> None:
+    with pytest.raises(LaunchError, match="cannot be set from Slack"):
+        prepare("deploy-approval", params, requested_by="U03ERIN", channel="C05DEPLOYS")
+    with pytest.raises(LaunchError, match="cannot be set from Slack"):
+        InProcessLauncher(None).check("deploy-approval", params)
+
+
+def test_the_slack_caller_is_always_the_requester() -> None:
+    _, model = prepare("deploy-approval", {"version": "2.0.0"}, requested_by="U03ERIN",
+                       channel="C05DEPLOYS")
+    assert getattr(model, "requester") == "U03ERIN"  # noqa: B009
+
+
+def test_a_destructive_operation_never_times_out_to_approve() -> None:
+    with pytest.raises(BadParameters, match="timeout_outcome"):
+        parse_params("destructive-operation", {"timeout_outcome": "approve",
+                                               "approvers": "U01MAYA,U02FRANK"})
