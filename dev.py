@@ -45,7 +45,11 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "demo":
         return subprocess.call([BIN / "approvals", "demo", *rest], cwd=ROOT)
-    code = subprocess.call([PYTHON, "-m", "pytest", *rest], cwd=ROOT)
+    # Two workers, one test file each at a time: file-scoped fixtures (a browser, a bot) stay
+    # on one worker, and the waits for subprocesses and Prefect overlap.
+    parallel = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) \
+        else ["-n", "2", "--dist", "loadfile"]
+    code = subprocess.call([PYTHON, "-m", "pytest", *parallel, *rest], cwd=ROOT)
     if code == 5:
         print("error: pytest collected no tests", file=sys.stderr)
         return 1

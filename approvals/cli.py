@@ -11,6 +11,7 @@ import typer
 from state.private_server import ensure_private_server, stop_private_server
 
 from . import cli_requests
+from .cli_requests import EXIT_ERROR
 from .settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -24,7 +25,7 @@ def settings_or_exit() -> Settings:
         return load_settings()
     except SettingsError as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_ERROR) from e
 
 
 @redis_app.command("start")
@@ -130,7 +131,7 @@ def demo(
         wait = parse_duration(timeout or ("15s" if auto else "10m"))
     except ValueError as e:
         typer.echo(f"error: --timeout: {e}", err=True)
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_ERROR) from e
     raise typer.Exit(run_demo(settings, demo_scenario, auto=auto, port=port, decision_timeout=wait))
 
 
@@ -156,7 +157,21 @@ def serve(limit: Annotated[int | None, typer.Option(help="Most flow runs at once
 
 def main() -> None:
     try:
-        app()
+        # Not standalone: click would exit 2 on a usage error, which `request --wait` uses
+        # for "timed out".
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
     except SettingsError as e:
         typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_ERROR)
+    except Exception as e:
+        # Typer's (vendored) click exceptions: usage errors and the like know how to show
+        # themselves; any other exception is a bug and keeps its traceback.
+        show = getattr(e, "show", None)
+        if not callable(show) or not isinstance(getattr(e, "exit_code", None), int):
+            raise
+        show()
+        sys.exit(EXIT_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -19,6 +19,7 @@ from flows.params import FlowParams
 from flows.registry import DEPLOYMENT_NAME, REGISTRY, RegisteredFlow, parse_pairs, parse_params
 from flows.services import BOOTSTRAP_ENV
 
+from .cli_requests import EXIT_ERROR
 from .launching import install_services, prefect_api_url
 
 BOOTSTRAP = "approvals.launching:install_services_from_environment"
@@ -63,7 +64,7 @@ def run_command(flow: str | None, param: list[str]) -> None:
         entry, params = parse_params(flow, parse_pairs(param))
     except FlowsError as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from e
+        raise typer.Exit(EXIT_ERROR) from e
     where = prefect_api_url() or "Prefect's temporary local server (PREFECT_API_URL is unset)"
     typer.echo(f"running {entry.name} on {where}")
     typer.echo(f"parameters: {params.model_dump_json()}")

@@ -19,11 +19,13 @@ from .runtime import build_messenger
 from .settings import Settings
 from .wiring import sync_store
 
-EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT = 0, 1, 2
+# 0/1/2 are decisions a shell script branches on; anything that went wrong is 3, never a
+# code that could be read as a decision.
+EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT, EXIT_ERROR = 0, 1, 2, 3
 console = Console()
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
@@ -113,7 +115,7 @@ def show_command(settings: Settings, request_id: str, as_json: bool) -> None:
     try:
         request = sync_store(settings).get(request_id)
     except ApprovalError as e:
-        raise fail(str(e), 1) from e
+        raise fail(str(e)) from e
     if as_json:
         typer.echo(request.model_dump_json(indent=2))
         return
@@ -132,7 +134,7 @@ def audit_command(settings: Settings, request_id: str, as_json: bool) -> None:
     try:
         events = sync_store(settings).audit(request_id)
     except ApprovalError as e:
-        raise fail(str(e), 1) from e
+        raise fail(str(e)) from e
     if as_json:
         typer.echo(json.dumps([e.model_dump(mode="json", exclude_none=True) for e in events],
                               indent=2))

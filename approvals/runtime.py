@@ -9,7 +9,7 @@ from slack_bolt import App
 from starlette.applications import Starlette
 
 from bot.app import build_app
-from bot.client import make_client
+from bot.client import make_client, make_lookup_client
 from bot.deps import BotDeps
 from bot.groups import GroupResolver
 from bot.launcher import Launcher
@@ -40,7 +40,7 @@ def build_runtime(settings: Settings, *, launcher: Launcher | None = None,
                   redis_url: str | None = None) -> BotRuntime:
     messenger = build_messenger(settings, redis_url)
     deps = BotDeps(store=messenger.store, messenger=messenger,
-                   groups=GroupResolver(messenger.client), launcher=launcher,
+                   groups=GroupResolver(make_lookup_client(messenger.client)), launcher=launcher,
                    on_decision=on_decision)
     app = build_app(client=messenger.client, signing_secret=settings.signing_secret(), deps=deps)
     return BotRuntime(app=app, deps=deps, web=build_web_app(app, deps),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from types import TracebackType
@@ -10,12 +9,9 @@ from typing import Any
 
 import uvicorn
 
+from state.private_server import free_port
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["ServerThread", "free_port"]
 
 
 class ServerThread:
@@ -23,7 +19,7 @@ class ServerThread:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port or free_port()
         config = uvicorn.Config(app, host=host, port=self.port, log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=5)
         self.server = uvicorn.Server(config)

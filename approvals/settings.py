@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from state.connection import parse_redis_url
 from state.errors import RedisSetupError
+from state.models import CHANNEL_PATTERN, USER_ID_PATTERN
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
 
@@ -24,8 +25,9 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
+    # An empty line copied from .env.example means "unset", not "invalid".
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
-                                      case_sensitive=False)
+                                      case_sensitive=False, env_ignore_empty=True)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -83,7 +85,7 @@ class Settings(BaseSettings):
     @field_validator("approvals_channel")
     @classmethod
     def _channel(cls, v: str) -> str:
-        if not re.fullmatch(r"([CGD][A-Z0-9]{2,31}|#?[a-z0-9][a-z0-9._-]{0,79})", v):
+        if not re.match(CHANNEL_PATTERN, v):
             raise ValueError("must be a channel id (C0123ABC) or name (#approvals)")
         return v
 
@@ -94,14 +96,14 @@ class Settings(BaseSettings):
             v = [part.strip() for part in v.split(",") if part.strip()]
         if isinstance(v, list):
             for user in v:
-                if not isinstance(user, str) or not re.fullmatch(r"[UW][A-Z0-9]{2,31}", user):
+                if not isinstance(user, str) or not re.match(USER_ID_PATTERN, user):
                     raise ValueError(f"{user!r} is not a Slack user id (like U012AB3CD)")
         return v
 
     @field_validator("approvals_requester")
     @classmethod
     def _requester(cls, v: str | None) -> str | None:
-        if v and not re.fullmatch(r"[UW][A-Z0-9]{2,31}", v):
+        if v and not re.match(USER_ID_PATTERN, v):
             raise ValueError(f"{v!r} is not a Slack user id (like U012AB3CD)")
         return v or None
 

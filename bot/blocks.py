@@ -6,6 +6,7 @@ user text is escaped and cut first, so a long title never makes Slack reject a m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -143,11 +144,25 @@ def request_message(request: ApprovalRequest) -> dict[str, Any]:
             "blocks": [b.to_dict() for b in request_blocks(request)]}
 
 
-def reject_modal(request: ApprovalRequest) -> View:
+def modal_metadata(request_id: str, from_home: bool) -> str:
+    """Which request the modal rejects, and whether App Home (not a channel) opened it."""
+    return json.dumps({"request_id": request_id, "from_home": from_home})
+
+
+def parse_modal_metadata(raw: str) -> tuple[str, bool]:
+    """Forged or garbled metadata names no request; decide() then refuses it as unknown."""
+    try:
+        data = json.loads(raw)
+        return str(data["request_id"]), bool(data.get("from_home", False))
+    except (ValueError, KeyError, TypeError):
+        return "", False
+
+
+def reject_modal(request: ApprovalRequest, from_home: bool = False) -> View:
     return View(
         type="modal",
         callback_id=REJECT_MODAL,
-        private_metadata=request.id,
+        private_metadata=modal_metadata(request.id, from_home),
         title=PlainTextObject(text="Reject request"),
         submit=PlainTextObject(text="Reject"),
         close=PlainTextObject(text="Cancel"),

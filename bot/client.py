@@ -19,3 +19,9 @@ def make_client(token: str, base_url: str, timeout: int = 10) -> WebClient:
         ConnectionErrorRetryHandler(max_retry_count=2),
     ])
     return client
+
+
+def make_lookup_client(client: WebClient, timeout: int = 2) -> WebClient:
+    """For lookups made before an ack (group membership): short, and never waiting out a
+    Retry-After, so Slack's 3 s budget holds even when Slack is slow."""
+    return WebClient(token=client.token, base_url=client.base_url, timeout=timeout)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 60.0
 
@@ -29,7 +33,13 @@ class GroupResolver:
             cached = self._cache.get(group)
             if cached and now - cached[0] < self.ttl:
                 return cached[1]
-        response = self.client.usergroups_users_list(usergroup=group)
+        try:
+            response = self.client.usergroups_users_list(usergroup=group)
+        except (SlackApiError, OSError) as e:
+            # Fail closed and do not cache: the clicker is told they are not an approver, and
+            # the next click asks Slack again.
+            log.warning("could not resolve user group %s: %s", group, e)
+            return frozenset()
         raw: list[str] = response.get("users") or []
         users = frozenset(str(u) for u in raw)
         with self._lock:

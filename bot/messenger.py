@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 
 from slack_sdk import WebClient
 
@@ -18,6 +20,17 @@ class Messenger:
     def __init__(self, client: WebClient, store: ApprovalStore) -> None:
         self.client = client
         self.store = store
+        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
+            weakref.WeakValueDictionary())
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, request_id: str) -> threading.Lock:
+        with self._locks_guard:
+            lock = self._locks.get(request_id)
+            if lock is None:
+                lock = threading.Lock()
+                self._locks[request_id] = lock
+            return lock
 
     def post(self, request: ApprovalRequest) -> ApprovalRequest:
         """Post once: a request that already has a message gets it refreshed instead.
@@ -40,14 +53,15 @@ class Messenger:
             self.refresh(current)
         return current
 
-    def refresh(self, request: ApprovalRequest) -> None:
-        """Edit the posted message to match the stored state (chat.update, no 30-minute limit)."""
-        if not request.message_channel or not request.message_ts:
-            return
-        self.client.chat_update(channel=request.message_channel, ts=request.message_ts,
-                                **request_message(request))
+    def refresh(self, request: ApprovalRequest) -> ApprovalRequest:
+        """Edit the posted message to show the request as Redis has it now.
 
-    def refresh_by_id(self, request_id: str) -> ApprovalRequest:
-        request = self.store.get(request_id)
-        self.refresh(request)
-        return request
+        Re-read under a per-request lock: two clicks at once would otherwise race their edits,
+        and the older state could land last (buttons back on an approved request).
+        """
+        with self._lock(request.id):
+            current = self.store.get(request.id)
+            if current.message_channel and current.message_ts:
+                self.client.chat_update(channel=current.message_channel, ts=current.message_ts,
+                                        **request_message(current))
+            return current

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from state.models import ApprovalRequest, DecideStatus, Status
 
-from .text import mention
+from .text import escape, mention
 
 
 def refusal_text(status: DecideStatus, request: ApprovalRequest | None, request_id: str) -> str:
-    title = f"*{request.spec.title}*" if request else f"`{request_id}`"
+    title = f"*{escape(request.spec.title)}*" if request else f"`{escape(request_id)}`"
     if status is DecideStatus.UNKNOWN or request is None:
-        return f"There is no approval request `{request_id}` (it may have expired)."
+        return f"There is no approval request `{escape(request_id)}` (it may have expired)."
     if status is DecideStatus.CLOSED:
         decision = request.decision
         if decision is None:

@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
 from .deps import BotDeps
+from .voting import report_decision
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,7 @@ class Sweeper:
             except SlackApiError as e:
                 log.error("could not edit timed-out request %s: %s", request.id,
                           e.response.get("error"))
-            if self.deps.on_decision is not None:
-                self.deps.on_decision(request)
+            report_decision(self.deps, request)
         return len(closed)
 
     def _loop(self) -> None:
@@ -39,6 +39,9 @@ class Sweeper:
             except RedisError as e:
                 # Redis may be restarting; the next sweep tries again.
                 log.warning("sweep failed: %s", e)
+            except Exception:
+                # Whatever went wrong with one request must not stop every later sweep.
+                log.exception("sweep failed")
 
     def start(self) -> None:
         self._thread.start()

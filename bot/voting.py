@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 
 from state.errors import InvalidRequest, RequestNotFound
-from state.models import DecideResult, DecideStatus, Outcome
+from state.models import ApprovalRequest, CloseStatus, DecideResult, DecideStatus, Outcome
 from state.plans import check_request_id
 
 from .blocks import home_view
@@ -43,19 +43,25 @@ def follow_up(deps: BotDeps, result: DecideResult, request_id: str, clicker: Cli
     try:
         if result.status.accepted and result.request is not None:
             deps.messenger.refresh(result.request)
-            if result.request.decision is not None and deps.on_decision is not None:
-                deps.on_decision(result.request)
+            report_decision(deps, result.request)
             if clicker.from_home:
                 publish_home(deps, clicker.user)
             return
         tell(deps, clicker, refusal_text(result.status, result.request, request_id))
         if result.status is DecideStatus.EXPIRED and result.request is not None:
             closed = deps.store.expire(request_id)
-            if closed.request is not None:
+            if closed.request is not None and closed.status is CloseStatus.CLOSED_NOW:
                 deps.messenger.refresh(closed.request)
+                report_decision(deps, closed.request)
     except SlackApiError as e:
         # The vote is already safe in Redis; the next edit or the sweeper shows it.
         log.error("Slack refused the follow-up for %s: %s", request_id, e.response.get("error"))
+
+
+def report_decision(deps: BotDeps, request: ApprovalRequest) -> None:
+    """Every final decision the bot records is reported once (e.g. as a Prefect event)."""
+    if request.decision is not None and deps.on_decision is not None:
+        deps.on_decision(request)
 
 
 def tell(deps: BotDeps, clicker: Clicker, text: str) -> None:
@@ -67,10 +73,15 @@ def tell(deps: BotDeps, clicker: Clicker, text: str) -> None:
         publish_home(deps, clicker.user, notice=text)
 
 
-def publish_home(deps: BotDeps, user: str, notice: str | None = None) -> None:
+def decidable_by(deps: BotDeps, user: str) -> list[ApprovalRequest]:
+    """Pending requests `user` could vote on now, soonest deadline first."""
     pending_all = deps.store.pending(limit=200)
     candidate_groups = {g for r in pending_all for g in r.spec.approver_groups}
-    groups = deps.groups.groups_of(user, candidate_groups)
-    mine = [r for r in pending_all if r.may_decide(user, frozenset(groups))]
-    view = home_view(user, mine, deps.store.recent(user, limit=20), notice=notice)
+    groups = frozenset(deps.groups.groups_of(user, candidate_groups))
+    return [r for r in pending_all if r.may_decide(user, groups)]
+
+
+def publish_home(deps: BotDeps, user: str, notice: str | None = None) -> None:
+    view = home_view(user, decidable_by(deps, user), deps.store.recent(user, limit=20),
+                     notice=notice)
     deps.messenger.client.views_publish(user_id=user, view=view)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -46,21 +47,27 @@ class RedisTarget:
     tls: bool = False
 
 
+def redacted(url: str) -> str:
+    """The URL with any password replaced, for error messages and logs."""
+    return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", url)
+
+
 def parse_redis_url(url: str) -> RedisTarget:
     """Validate a Redis URL up front so a typo fails at start, not on the first click."""
     if not url or not isinstance(url, str):
         raise RedisSetupError("REDIS_URL is empty")
+    shown = redacted(url)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("redis", "rediss", "unix"):
         if scheme != "unix" and not parts.hostname:
-            raise RedisSetupError(f"REDIS_URL {url!r} names no host")
+            raise RedisSetupError(f"REDIS_URL {shown!r} names no host")
         if scheme == "unix" and not parts.path:
-            raise RedisSetupError(f"REDIS_URL {url!r} names no socket path")
+            raise RedisSetupError(f"REDIS_URL {shown!r} names no socket path")
         try:
             _ = parts.port
         except ValueError as e:
-            raise RedisSetupError(f"REDIS_URL {url!r}: bad port") from e
+            raise RedisSetupError(f"REDIS_URL {shown!r}: bad port") from e
         return RedisTarget(kind="single", url=url)
     if scheme not in ("redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"):
         raise RedisSetupError(
@@ -73,18 +80,18 @@ def parse_redis_url(url: str) -> RedisTarget:
     for host_port in hosts.split(","):
         host, _, port = host_port.rpartition(":")
         if not host or not port.isdigit():
-            raise RedisSetupError(f"REDIS_URL {url!r}: {host_port!r} is not host:port")
+            raise RedisSetupError(f"REDIS_URL {shown!r}: {host_port!r} is not host:port")
         nodes.append((host.strip("[]"), int(port)))
     path = [p for p in parts.path.split("/") if p]
     kind: Kind = "sentinel" if scheme.endswith("sentinel") else "cluster"
     master, db = "", 0
     if kind == "sentinel":
         if not path:
-            raise RedisSetupError(f"REDIS_URL {url!r}: name the master, e.g. /mymaster")
+            raise RedisSetupError(f"REDIS_URL {shown!r}: name the master, e.g. /mymaster")
         master = path[0]
         if len(path) > 1:
             if not path[1].isdigit():
-                raise RedisSetupError(f"REDIS_URL {url!r}: database must be a number")
+                raise RedisSetupError(f"REDIS_URL {shown!r}: database must be a number")
             db = int(path[1])
     return RedisTarget(
         kind=kind, url=url, nodes=nodes, master=master, db=db,

@@ -55,7 +55,7 @@ def find_server_binary() -> Path:
     return embedded
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -97,8 +97,6 @@ def server_command(binary: Path, port: int, folder: Path) -> list[str]:
         str(binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
         "--daemonize", "no", "--logfile", str(folder / "server.log"),
-        # Smaller stream nodes keep per-request memory low (see DESIGN.md, Redis facts).
-        "--stream-node-max-bytes", "1024",
     ]
 
 
@@ -113,7 +111,7 @@ def ensure_private_server(folder: Path) -> PrivateServer:
                 return PrivateServer(url=url, pid=int(str(state.get("pid", 0))),
                                      binary=str(state.get("binary", "")), started_now=False)
         binary = find_server_binary()
-        port = _free_port()
+        port = free_port()
         url = f"redis://127.0.0.1:{port}/0"
         process = subprocess.Popen(
             server_command(binary, port, folder),

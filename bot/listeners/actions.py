@@ -50,7 +50,8 @@ def handle_reject(ack: Ack, body: dict[str, Any], deps: BotDeps) -> None:
         deps.background.submit(follow_up, deps, DecideResult(status=refusal, request=request),
                                request_id, clicker)
         return
-    deps.messenger.client.views_open(trigger_id=body["trigger_id"], view=reject_modal(request))
+    deps.messenger.client.views_open(trigger_id=body["trigger_id"],
+                                     view=reject_modal(request, from_home=clicker.from_home))
 
 
 def register(app: App, deps: BotDeps) -> None:

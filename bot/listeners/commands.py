@@ -16,6 +16,7 @@ from ..commands import USAGE, Command, CommandError, parse_command
 from ..deps import BotDeps
 from ..launcher import LaunchError
 from ..text import escape, mention, slack_date
+from ..voting import decidable_by, report_decision
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,7 @@ def answer(command: Command, user: str, deps: BotDeps) -> dict[str, Any]:
     if command.name == "help":
         return {"response_type": "ephemeral", "text": HELP}
     if command.name == "list":
-        pending_all = deps.store.pending(limit=200)
-        groups = frozenset(deps.groups.groups_of(
-            user, {g for r in pending_all for g in r.spec.approver_groups}))
-        mine = [r for r in pending_all if r.may_decide(user, groups)][:10]
+        mine = decidable_by(deps, user)[:10]
         if not mine:
             return {"response_type": "ephemeral", "text": "Nothing is waiting for your decision."}
         blocks = pending_list_blocks(mine, f"*Waiting for your decision* ({len(mine)})")
@@ -78,6 +76,7 @@ def answer(command: Command, user: str, deps: BotDeps) -> dict[str, Any]:
             raise CommandError(f"`{request.id}` is already {request.status.value.replace('_', ' ')}.")
         if result.request is not None:
             deps.background.submit(deps.messenger.refresh, result.request)
+            deps.background.submit(report_decision, deps, result.request)
         return {"response_type": "ephemeral", "text": f"Cancelled `{request.id}`."}
     raise CommandError(f"`{command.name}` is not a subcommand.")
 

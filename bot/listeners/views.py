@@ -6,8 +6,9 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from state.models import Outcome
+from state.models import MAX_REASON, Outcome
 
+from ..blocks import parse_modal_metadata
 from ..deps import BotDeps
 from ..ids import REASON_BLOCK, REASON_INPUT, REJECT_MODAL
 from ..refusals import refusal_text
@@ -22,11 +23,11 @@ def handle_reject_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any
     if not reason:
         ack(response_action="errors", errors={REASON_BLOCK: "Please give a reason for rejecting."})
         return
-    if len(reason) > 500:
+    if len(reason) > MAX_REASON:
         ack(response_action="errors",
-            errors={REASON_BLOCK: f"At most 500 characters, please ({len(reason)} now)."})
+            errors={REASON_BLOCK: f"At most {MAX_REASON} characters, please ({len(reason)} now)."})
         return
-    request_id = str(view.get("private_metadata", ""))
+    request_id, from_home = parse_modal_metadata(str(view.get("private_metadata", "")))
     user = body["user"]["id"]
     result = record_vote(deps, request_id, user, Outcome.REJECT, reason)
     if not result.status.accepted:
@@ -37,7 +38,7 @@ def handle_reject_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any
     ack()
     channel = result.request.message_channel if result.request else None
     deps.background.submit(follow_up, deps, result, request_id,
-                           Clicker(user=user, channel=channel, from_home=channel is None))
+                           Clicker(user=user, channel=channel, from_home=from_home))
 
 
 def register(app: App, deps: BotDeps) -> None:

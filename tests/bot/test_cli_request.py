@@ -73,7 +73,7 @@ def test_bad_arguments_fail_with_one_line(bot: BotStack, redis_server: RedisServ
                                           tmp_path: Path, args: list[str], message: str) -> None:
     process = start_request(bot, redis_server, tmp_path, *args)
     _out, err = process.communicate(timeout=30)
-    assert process.returncode == 2
+    assert process.returncode == 3  # an error, never a code that reads as a decision
     assert err.startswith("error: ")
     assert message in err
     assert bot.sandbox.messages(APPROVALS_CHANNEL) == []

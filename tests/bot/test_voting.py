@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import timedelta
 
+from bot.blocks import parse_modal_metadata
 from bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
 from state.models import DecideStatus, Status
 from tests.bot.conftest import ERIN, FINANCE_GROUP, FRANK, MAYA, OLIVER, RILEY, BotStack
@@ -33,7 +34,7 @@ def test_reject_needs_a_reason_given_in_a_modal(bot: BotStack) -> None:
     request = bot.post()
     assert bot.click(FRANK, request, REJECT_ACTION).status == 200
     modal = bot.sandbox.wait_for(lambda: bot.sandbox.open_view(FRANK), what="reject modal")
-    assert modal["private_metadata"] == request.id
+    assert parse_modal_metadata(modal["private_metadata"]) == (request.id, False)
 
     blank = bot.sandbox.submit_view(FRANK, values={REASON_BLOCK: "   "})
     # Whitespace passes Slack's min_length, so the bot itself answers response_action=errors.

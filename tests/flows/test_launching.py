@@ -150,7 +150,7 @@ def test_cli_refuses_bad_parameters_with_one_line(env: FlowEnv) -> None:
 
     result = CliRunner().invoke(app, ["run", "payment-approval", "-p", "amount=abc"], env=variables)
 
-    assert result.exit_code == 2
+    assert result.exit_code == 3
     assert result.stderr.splitlines() == [
         "error: payment-approval: amount: Input should be a valid decimal (got 'abc')"]
     assert result.stdout == ""
