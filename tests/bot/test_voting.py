@@ -150,3 +150,17 @@ def test_timeout_sweep_edits_the_message(bot: BotStack) -> None:
     text = bot.wait_message(request, "*Timed out*")
     assert "rejected by default" in text
     assert bot.store.decide(request.id, MAYA, "approve").status is DecideStatus.CLOSED
+
+
+def test_a_group_slack_cannot_resolve_fails_closed(bot: BotStack) -> None:
+    request = bot.post(approvers=[], approver_groups=["S09UNKNOWN"])
+    assert bot.click(FRANK, request, APPROVE_ACTION).status == 200
+    bot.wait_ephemeral(FRANK, "not one of the approvers")
+    assert bot.store.get(request.id).votes == []
+
+
+def test_refusals_escape_the_title(bot: BotStack) -> None:
+    request = bot.post(title="<https://evil.example|click me> & co", approvers=[MAYA])
+    bot.click(ERIN, request, APPROVE_ACTION)
+    text = bot.wait_ephemeral(ERIN, "not one of the approvers")
+    assert "&lt;https://evil.example|click me&gt; &amp; co" in text
