@@ -229,8 +229,9 @@ async def department_review(params: DepartmentReviewParams | None = None) -> Dep
     rollup = Rollup(p.period, p.departments)
     channel, ts = await post_rollup(p.channel, rollup.message())
     # Edits go out one at a time, each showing everything known by then, so a slow edit can
-    # never overwrite a newer one.
+    # never overwrite a newer one; a burst of decisions collapses into the edits it needs.
     edits = asyncio.Lock()
+    versions = {"recorded": 0, "shown": 0}
 
     async def sign_off(department: DepartmentSpec) -> DepartmentResult:
         try:
@@ -242,8 +243,12 @@ async def department_review(params: DepartmentReviewParams | None = None) -> Dep
             rollup.fail(department.name)
             raise
         finally:
+            versions["recorded"] += 1
+            mine = versions["recorded"]
             async with edits:
-                await update_rollup(channel, ts, rollup.message())
+                if versions["shown"] < mine:  # else an edit sent meanwhile already shows it
+                    versions["shown"] = versions["recorded"]
+                    await update_rollup(channel, ts, rollup.message())
 
     outcomes = await asyncio.gather(*(sign_off(d) for d in p.departments), return_exceptions=True)
     for outcome in outcomes:

@@ -149,7 +149,7 @@ def test_department_review_runs_departments_at_once(env: FlowEnv, prefect_databa
     rollup = env.sb.message(result.rollup_channel, result.rollup_ts)
     assert rollup["text"] == "Department review 2025-Q3: 5 of 5 decided"
     updates = [c for c in env.sb.api_calls("chat.update") if c.args.get("ts") == result.rollup_ts]
-    assert len(updates) == 5  # one edit as each department decided
+    assert 1 <= len(updates) <= 5  # at most one edit per decision; a burst collapses into one
 
 
 def test_department_review_aggregates_each_outcome(env: FlowEnv) -> None:
