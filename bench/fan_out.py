@@ -178,13 +178,6 @@ def run(mode: Mode, results_dir: Path) -> Result:
     result.notes.append(
         f"Each department's request is approved {DECISION_DELAY_S:g} s after its message is posted; "
         "'sequential sum' adds up the child flows' own durations.")
-    gathered = sorted({row["departments"] for row in rows if row["flow"] != "department-review"})
-    if gathered:
-        from flows.departments import MAX_DEPARTMENTS
-
-        result.notes.append(
-            f"department-review accepts at most {MAX_DEPARTMENTS} departments; for {gathered} the "
-            "benchmark gathers the same department-sign-off child flows without the roll-up message.")
     result.seconds = time.perf_counter() - started
     plot(result, results_dir)
     write_result(result, results_dir)
