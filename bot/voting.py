@@ -74,8 +74,11 @@ def tell(deps: BotDeps, clicker: Clicker, text: str) -> None:
 
 
 def decidable_by(deps: BotDeps, user: str) -> list[ApprovalRequest]:
-    """Pending requests `user` could vote on now, soonest deadline first."""
-    pending_all = deps.store.pending(limit=200)
+    """Pending requests naming `user` (directly or by group) that they could vote on now.
+
+    Requests open to anyone are left out: they are decided where they were posted, and
+    listing them to everyone would show a private channel's request outside it."""
+    pending_all = [r for r in deps.store.pending(limit=200) if not r.spec.open_to_anyone]
     candidate_groups = {g for r in pending_all for g in r.spec.approver_groups}
     groups = frozenset(deps.groups.groups_of(user, candidate_groups))
     return [r for r in pending_all if r.may_decide(user, groups)]

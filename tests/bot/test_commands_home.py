@@ -122,3 +122,8 @@ def test_app_home_lists_pending_and_recent_decisions(bot: BotStack) -> None:
         lambda: (h := bot.sandbox.home_view(MAYA)) and "Nothing needs your decision" in flatten(h)
         and h, what="home refreshed")
     assert "Rotate database password" in flatten(home)  # now among recent decisions
+
+
+def test_requests_open_to_anyone_are_not_listed_to_everyone(bot: BotStack) -> None:
+    bot.post(title="Open to the channel", approvers=[], approver_groups=[])
+    assert "Nothing is waiting" in slash(bot, ERIN, "list")
