@@ -74,7 +74,7 @@ def request(
     title: Annotated[str, typer.Option(help="What is being approved.")],
     approver: Annotated[list[str], typer.Option(help="Approver user id (repeatable).")] = [],  # noqa: B006
     group: Annotated[list[str], typer.Option(help="Approver user-group id (repeatable).")] = [],  # noqa: B006
-    summary: Annotated[str, typer.Option(help="Longer description (mrkdwn).")] = "",
+    summary: Annotated[str, typer.Option(help="Longer description, shown as typed.")] = "",
     fact: Annotated[list[str], typer.Option(help="label=value shown as a field (repeatable).")] = [],  # noqa: B006
     quorum: Annotated[int, typer.Option(help="Approvals needed.")] = 1,
     channel: Annotated[str | None, typer.Option(help="Channel id or #name.")] = None,
