@@ -26,6 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--signing-secret", default=env.signing_secret)
     parser.add_argument("--bot-token", default=env.bot_token)
+    parser.add_argument("--app-token", default=env.app_token, help="app-level token for Socket Mode")
     parser.add_argument("--verification-token", default=env.verification_token)
     parser.add_argument(
         "--seed", default=os.environ.get("SANDBOX_SEED"), help="JSON file of users, groups, channels"
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     config = SandboxConfig(
         signing_secret=args.signing_secret,
         bot_token=args.bot_token,
+        app_token=args.app_token,
         request_url=args.request_url,
         verification_token=args.verification_token,
         base_url=f"http://{args.host}:{args.port}",

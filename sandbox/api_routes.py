@@ -16,6 +16,7 @@ from sandbox.config import SandboxConfig
 from sandbox.errors import SlackError
 from sandbox.faults import FaultInjector
 from sandbox.responses import apply_reply
+from sandbox.socket_mode import SocketModeHub
 from sandbox.webapi import METHODS
 from sandbox.workspace import Workspace
 
@@ -78,7 +79,30 @@ def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
     return Response(json.dumps(body), status_code=status, headers=headers, media_type=JSON_UTF8)
 
 
-def web_api_routes(workspace: Workspace, config: SandboxConfig, faults: FaultInjector) -> list[BaseRoute]:
+def _connections_open(
+    request: Request, workspace: Workspace, config: SandboxConfig, hub: SocketModeHub
+) -> dict[str, Any]:
+    """Socket Mode's URL: only for the app-level token, and only from the Authorization header."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not token:
+        raise SlackError("not_authed")
+    if token == config.bot_token:
+        raise SlackError("not_allowed_token_type")
+    if token != config.app_token:
+        raise SlackError("invalid_auth")
+    app_id = workspace.directory.bot.app_id
+    return {"ok": True, "url": config.socket_url(hub.issue_ticket(), app_id)}
+
+
+def web_api_routes(
+    workspace: Workspace,
+    config: SandboxConfig,
+    faults: FaultInjector,
+    socket_mode: SocketModeHub | None = None,
+) -> list[BaseRoute]:
+    hub = socket_mode or SocketModeHub()
+
     async def call(request: Request) -> Response:
         method = request.path_params["method"]
         args: dict[str, Any] = {}
@@ -87,18 +111,23 @@ def web_api_routes(workspace: Workspace, config: SandboxConfig, faults: FaultInj
             args, is_json = await read_args(request)
             token = _token(request, args, is_json)
             args.pop("token", None)
-            if token is None:
-                raise SlackError("not_authed")
-            if token != config.bot_token:
-                raise SlackError("invalid_auth")
-            handler = METHODS.get(method)
-            if handler is None:
-                raise SlackError("unknown_method", extra={"req_method": method})
-            fault = faults.take(method)
-            if fault is not None:
-                body, status, headers = fault.body(), fault.status, fault.headers()
+            if method == "apps.connections.open":
+                body = _connections_open(request, workspace, config, hub)
             else:
-                body = handler(workspace, args)
+                if token is None:
+                    raise SlackError("not_authed")
+                if token == config.app_token:
+                    raise SlackError("not_allowed_token_type")
+                if token != config.bot_token:
+                    raise SlackError("invalid_auth")
+                handler = METHODS.get(method)
+                if handler is None:
+                    raise SlackError("unknown_method", extra={"req_method": method})
+                fault = faults.take(method)
+                if fault is not None:
+                    body, status, headers = fault.body(), fault.status, fault.headers()
+                else:
+                    body = handler(workspace, args)
         except SlackError as exc:
             body = exc.to_body()
         workspace.log_api_call(method, args, body, status)

@@ -1,4 +1,4 @@
-"""Assembles the sandbox's Starlette application: Web API, response URLs, UI and page."""
+"""Assembles the sandbox's Starlette application: Web API, Socket Mode, response URLs, UI and page."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from sandbox.api_routes import web_api_routes
 from sandbox.driver import Driver
 from sandbox.faults import FaultInjector
+from sandbox.socket_mode import socket_mode_routes
 from sandbox.ui import ui_routes
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -27,7 +28,8 @@ def create_app(driver: Driver, faults: FaultInjector, closing: threading.Event) 
 
     routes = [
         Route("/", index, methods=["GET"]),
-        *web_api_routes(driver.workspace, driver.config, faults),
+        *web_api_routes(driver.workspace, driver.config, faults, driver.deliverer.socket_mode),
+        *socket_mode_routes(driver.deliverer.socket_mode, lambda: driver.workspace.directory.bot.app_id),
         *ui_routes(driver, closing),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -1,4 +1,8 @@
-"""Signs requests the way Slack does and posts them to the app's request URL, recording each."""
+"""Sends deliveries to the app, recording each.
+
+Over HTTP: signed the way Slack signs them, posted to the request URL. When the app holds a
+Socket Mode connection, Slack stops using the request URL; so does the sandbox.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,20 @@ import httpx
 
 from sandbox.config import SandboxConfig
 from sandbox.records import Delivery, DeliveryKind
+from sandbox.socket_mode import EnvelopeType, SocketClosed, SocketModeHub
 from sandbox.workspace import Workspace
 
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
+
+ENVELOPE_TYPES: dict[DeliveryKind, EnvelopeType] = {
+    "block_actions": "interactive",
+    "view_submission": "interactive",
+    "view_closed": "interactive",
+    "slash_command": "slash_commands",
+    "event_callback": "events_api",
+}
+# Only these may carry an answer in the ack (modal response_action, slash command reply).
+ACCEPTS_RESPONSE_PAYLOAD: frozenset[DeliveryKind] = frozenset({"view_submission", "slash_command"})
 
 
 def sign(signing_secret: str, timestamp: str, body: str) -> str:
@@ -41,6 +56,7 @@ class Deliverer:
         self._workspace = workspace
         self._config = config
         self._client = httpx.Client(timeout=config.delivery_timeout)
+        self.socket_mode = SocketModeHub()
 
     def close(self) -> None:
         self._client.close()
@@ -64,6 +80,8 @@ class Deliverer:
         body: str,
         content_type: str,
     ) -> Delivery:
+        if self.socket_mode.connected:
+            return self._send_envelope(kind, user_id, payload)
         url = self._config.request_url
         if not url:
             return self._workspace.record_delivery(
@@ -108,4 +126,35 @@ class Deliverer:
             body=text,
             latency_ms=(time.perf_counter() - started) * 1000,
             error=error,
+        )
+
+    def _send_envelope(self, kind: DeliveryKind, user_id: str, payload: dict[str, Any]) -> Delivery:
+        """The ack's payload plays the part of an HTTP response body, so both paths share handling."""
+        started = time.perf_counter()
+        status: int | None = None
+        text = ""
+        error: str | None = None
+        try:
+            ack = self.socket_mode.deliver(
+                ENVELOPE_TYPES[kind],
+                payload,
+                accepts_response_payload=kind in ACCEPTS_RESPONSE_PAYLOAD,
+                timeout=self._config.delivery_timeout,
+            )
+            status = 200
+            answer = ack.get("payload")
+            text = json.dumps(answer) if answer else ""
+        except TimeoutError:
+            error = "timeout"
+        except SocketClosed:
+            error = "connection_failed"
+        return self._workspace.record_delivery(
+            kind=kind,
+            user_id=user_id,
+            payload=payload,
+            status=status,
+            body=text,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error=error,
+            transport="socket_mode",
         )

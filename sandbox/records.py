@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 DeliveryKind = Literal["block_actions", "view_submission", "view_closed", "slash_command", "event_callback"]
 ResponseUrlKind = Literal["command", "message"]
+Transport = Literal["http", "socket_mode"]
 
 
 @dataclass
@@ -80,7 +81,10 @@ class ApiCall:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One request the sandbox sent to the app, and what came back."""
+    """One request the sandbox sent to the app, and what came back.
+
+    Over Socket Mode an ack counts as status 200 and `body` is the ack's payload as JSON.
+    """
 
     id: int
     kind: DeliveryKind
@@ -91,6 +95,7 @@ class Delivery:
     latency_ms: float
     error: str | None
     time: float
+    transport: Transport = "http"
 
     @property
     def ok(self) -> bool:
@@ -108,6 +113,7 @@ class Delivery:
             "error": self.error,
             "ok": self.ok,
             "time": self.time,
+            "transport": self.transport,
         }
 
 

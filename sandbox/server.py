@@ -13,6 +13,7 @@ import uvicorn
 from sandbox.app import create_app
 from sandbox.clock import Clock, wall_clock
 from sandbox.config import (
+    DEFAULT_APP_TOKEN,
     DEFAULT_BOT_TOKEN,
     DEFAULT_SIGNING_SECRET,
     DEFAULT_VERIFICATION_TOKEN,
@@ -42,6 +43,7 @@ class SandboxServer(Driver):
         clock: Clock = wall_clock,
         id_seed: int | None = None,
         delivery_timeout: float = 3.0,
+        app_token: str = DEFAULT_APP_TOKEN,
     ) -> None:
         config = SandboxConfig(
             signing_secret=signing_secret,
@@ -49,6 +51,7 @@ class SandboxServer(Driver):
             request_url=request_url,
             verification_token=verification_token,
             delivery_timeout=delivery_timeout,
+            app_token=app_token,
         )
         loaded = load_seed(seed) if isinstance(seed, str | Path) else seed
         super().__init__(Workspace(loaded, clock=clock, id_seed=id_seed), config)
@@ -70,6 +73,15 @@ class SandboxServer(Driver):
 
     def set_request_url(self, url: str | None) -> None:
         self.config.request_url = url
+
+    @property
+    def socket_connections(self) -> int:
+        """How many Socket Mode connections the app holds; while any is open, deliveries use them."""
+        return self.deliverer.socket_mode.connection_count
+
+    def close_socket_connections(self) -> None:
+        """Drops the app's Socket Mode connections; deliveries go over HTTP again until it reconnects."""
+        self.deliverer.socket_mode.close_all()
 
     def reset(self) -> None:
         """Clears messages, views, logs and pending faults between tests."""

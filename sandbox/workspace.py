@@ -18,6 +18,7 @@ from sandbox.records import (
     Notice,
     ResponseUrl,
     ResponseUrlKind,
+    Transport,
     Trigger,
     ViewRecord,
 )
@@ -556,6 +557,7 @@ class Workspace:
         body: str,
         latency_ms: float,
         error: str | None,
+        transport: Transport = "http",
     ) -> Delivery:
         with self._lock:
             delivery = Delivery(
@@ -568,6 +570,7 @@ class Workspace:
                 latency_ms=latency_ms,
                 error=error,
                 time=self.now(),
+                transport=transport,
             )
             self._deliveries.append(delivery)
             self._touch()
