@@ -11,12 +11,14 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import FrameType
 from typing import Any
 
 from pydantic import SecretStr
@@ -114,6 +116,9 @@ Scenario = Callable[[DemoStack, timedelta], Coroutine[Any, Any, dict[str, Any]]]
 def run_demo(settings: Settings, scenario: Scenario, *, auto: bool, port: int,
              decision_timeout: timedelta, console: Console | None = None) -> int:
     console = console or Console()
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl+C, so the private Redis and Prefect server are stopped too.
+        signal.signal(signal.SIGTERM, _interrupt)
     # Flow run logs would scroll the live table away; warnings and errors still show.
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -204,6 +209,10 @@ def run_demo(settings: Settings, scenario: Scenario, *, auto: bool, port: int,
                 return 1
             console.print("[green]Every decision matches the scripted policy.[/green]")
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _secret(value: str) -> SecretStr:

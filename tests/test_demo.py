@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from state.private_server import STATE_FILE
@@ -31,3 +35,31 @@ def test_auto_demo_runs_to_completion(tmp_path: Path) -> None:
     assert "Cloud spend is 18% over the quarter's budget" in out  # the audit trail is printed
     # The demo stops the private Redis it started.
     assert not (tmp_path / "data" / "redis" / STATE_FILE).exists()
+
+
+def test_interrupted_demo_stops_what_it_started(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLACK_", "REDIS_URL", "APPROVALS_", "PREFECT_API"))}
+    env.update({"APPROVALS_DATA_DIR": str(tmp_path / "data"), "PREFECT_HOME": str(tmp_path / "p")})
+    log = tmp_path / "demo.log"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from approvals.cli import main; main()", "demo", "--port", "0"],
+        cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "Sandbox Slack:" not in log.read_text():
+            assert process.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "the demo did not start"
+            time.sleep(0.2)
+        state = json.loads((tmp_path / "data" / "redis" / STATE_FILE).read_text())
+        children = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not (tmp_path / "data" / "redis" / STATE_FILE).exists()
+    assert not psutil.pid_exists(int(state["pid"])) or psutil.Process(
+        int(state["pid"])).status() == psutil.STATUS_ZOMBIE
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == [], [p.cmdline() for p in alive]  # the Prefect server went with it

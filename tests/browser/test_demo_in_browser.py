@@ -41,8 +41,13 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
         time.sleep(0.2)
     yield url, process, log
     if process.poll() is None:
-        process.kill()
-        process.wait()
+        # SIGTERM lets the demo stop the Redis and Prefect servers it started.
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def act_as(page: Any, url: str, user: str, channel: str) -> None:
