@@ -15,7 +15,8 @@ import pytest
 
 from state.private_server import STATE_FILE
 
-pytestmark = pytest.mark.slow
+# A demo starts Redis, a Prefect server, the sandbox and the bot: allow for a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def test_auto_demo_runs_to_completion(tmp_path: Path) -> None:
