@@ -28,7 +28,7 @@ from state.models import RequestSpec
 from state.store import ApprovalStore
 
 from .clicks import APPROVER, CHANNEL, REQUESTER, signed_click
-from .common import Mode, Result, machine, ms, new_figure, save_figure, summary, write_result
+from .common import Mode, Result, finish, machine, ms, new_figure, save_figure, summary
 from .services import BOT_TOKEN, BotProcess, RedisServer, SandboxProcess, prefect_harness
 
 NAME = "ack_load"
@@ -308,10 +308,7 @@ def run(mode: Mode, results_dir: Path) -> Result:
         "latency counts from each click's scheduled time. Each click approves its own posted "
         "request, so each ack is followed by a chat.update to the sandbox and an approval.decided "
         "event to the Prefect server (the benchmark's temporary one) in the bot's background pool.")
-    result.seconds = time.perf_counter() - started
-    plot(result, results_dir)
-    write_result(result, results_dir)
-    return result
+    return finish(result, results_dir, started, plot)
 
 
 def plot(result: Result, results_dir: Path) -> None:

@@ -32,7 +32,7 @@ import httpx
 from state.keys import KeySpace
 
 from .clicks import APPROVER, CHANNEL, signed_click
-from .common import Mode, Result, machine, median, ms, new_figure, save_figure, summary, write_result
+from .common import Mode, Result, finish, machine, median, ms, new_figure, save_figure, summary
 from .services import BotProcess, RedisServer, SandboxProcess, prefect_harness
 
 NAME = "click_to_resume"
@@ -311,10 +311,7 @@ def run(mode: Mode, results_dir: Path) -> Result:
         "run as separate processes on the same machine; Prefect: temporary SQLite server. "
         "ack_ms in the JSON is the clicking thread's view and shares this process' GIL with the "
         "waking flow; ack_load measures acks on their own.")
-    result.seconds = time.perf_counter() - started
-    plot(result, results_dir)
-    write_result(result, results_dir)
-    return result
+    return finish(result, results_dir, started, plot)
 
 
 def plot(result: Result, results_dir: Path) -> None:

@@ -15,7 +15,7 @@ import re
 import statistics
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -162,6 +162,15 @@ class Result:
         metrics = [Metric(**m) for m in data.get("metrics", [])]
         fields = {k: v for k, v in data.items() if k != "metrics"}
         return cls(metrics=metrics, **fields)
+
+
+def finish(result: Result, results_dir: Path, started: float,
+           plot: Callable[[Result, Path], None]) -> Result:
+    """The end of every benchmark: its own run time, its figure, its JSON."""
+    result.seconds = time.perf_counter() - started
+    plot(result, results_dir)
+    write_result(result, results_dir)
+    return result
 
 
 def write_result(result: Result, results_dir: Path) -> Path:

@@ -25,7 +25,7 @@ from state.keys import KeySpace
 from state.store import ApprovalStore
 
 from .clicks import APPROVER
-from .common import Mode, Result, machine, median, new_figure, save_figure, write_result
+from .common import Mode, Result, finish, machine, median, new_figure, save_figure
 from .services import RedisServer, SandboxProcess, postgres_available, postgres_prefect, prefect_harness
 
 NAME = "fan_out"
@@ -178,10 +178,7 @@ def run(mode: Mode, results_dir: Path) -> Result:
     result.notes.append(
         f"Each department's request is approved {DECISION_DELAY_S:g} s after its message is posted; "
         "'sequential sum' adds up the child flows' own durations.")
-    result.seconds = time.perf_counter() - started
-    plot(result, results_dir)
-    write_result(result, results_dir)
-    return result
+    return finish(result, results_dir, started, plot)
 
 
 def plot(result: Result, results_dir: Path) -> None:

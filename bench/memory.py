@@ -17,7 +17,7 @@ from state.models import Fact, RequestSpec
 from state.plans import DEFAULT_RETENTION, Plans
 
 from .clicks import APPROVER, CHANNEL, REQUESTER
-from .common import Mode, Result, machine, median, new_figure, save_figure, write_result
+from .common import Mode, Result, finish, machine, median, new_figure, save_figure
 from .pipelined import PipelinedRunner
 from .services import RedisServer
 
@@ -149,10 +149,7 @@ def run(mode: Mode, results_dir: Path) -> Result:
         f"{sample['audit_entries_when_closed']:.0f} entries, 30-day retention TTLs. "
         f"Allocator {sample['allocator']}; used_memory includes Redis' own per-key overhead "
         "(main dict and expires dict entries).")
-    result.seconds = time.perf_counter() - started
-    plot(result, results_dir)
-    write_result(result, results_dir)
-    return result
+    return finish(result, results_dir, started, plot)
 
 
 def plot(result: Result, results_dir: Path) -> None:

@@ -35,7 +35,7 @@ from state.models import RequestSpec
 from state.plans import DEFAULT_RETENTION, Plans
 
 from .clicks import APPROVER, CHANNEL, REQUESTER
-from .common import Mode, Result, machine, median, ms, new_figure, save_figure, write_result
+from .common import Mode, Result, finish, machine, median, ms, new_figure, save_figure
 from .pipelined import PipelinedRunner
 from .services import SHARED_SERVER_ENV, RedisServer, prefect_harness
 
@@ -335,10 +335,7 @@ def run(mode: Mode, results_dir: Path) -> Result:
         f"attempt. Sharing one client instead: {sd['errors']} of {sd['waiters']} waiters fail at "
         "once, because redis-py's asyncio pool holds 100 connections unless the URL says "
         "?max_connections=N, and each blocked BLPOP holds one.")
-    result.seconds = time.perf_counter() - started
-    plot(result, results_dir)
-    write_result(result, results_dir)
-    return result
+    return finish(result, results_dir, started, plot)
 
 
 def plot(result: Result, results_dir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 USAGE = ("Usage: `/approvals help` · `list` · `status <id>` · `run <flow> [key=value ...]` · "
@@ -22,6 +23,19 @@ class Command:
     flow: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     reason: str | None = None
+
+
+def parse_key_values(pairs: Iterable[str]) -> dict[str, str]:
+    """Flow parameters as typed in `/approvals run` and `approvals run -p`: one rule for both."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not KEY_PATTERN.match(key):
+            raise CommandError(f"`{pair}` is not a `key=value` pair (keys are lowercase words).")
+        if key in params:
+            raise CommandError(f"`{key}` is given twice.")
+        params[key] = value
+    return params
 
 
 def parse_command(text: str) -> Command:
@@ -46,13 +60,5 @@ def parse_command(text: str) -> Command:
     if name == "run":
         if not args:
             return Command("run")  # lists the flows
-        params: dict[str, str] = {}
-        for pair in args[1:]:
-            key, sep, value = pair.partition("=")
-            if not sep or not KEY_PATTERN.match(key):
-                raise CommandError(f"`{pair}` is not a `key=value` pair (keys are lowercase words).")
-            if key in params:
-                raise CommandError(f"`{key}` is given twice.")
-            params[key] = value
-        return Command("run", flow=args[0], params=params)
+        return Command("run", flow=args[0], params=parse_key_values(args[1:]))
     raise CommandError(f"`{name}` is not a subcommand.")

@@ -18,6 +18,8 @@ from typing import Any
 from prefect import Flow
 from pydantic import ValidationError
 
+from bot.commands import CommandError, parse_key_values
+
 from .departments import DepartmentReviewParams, department_review
 from .errors import BadParameters, UnknownFlow
 from .etl import EtlParams, etl_pipeline
@@ -106,14 +108,8 @@ def parse_params(name: str, values: Mapping[str, object]) -> tuple[RegisteredFlo
 
 
 def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
-    """`key=value` strings into a mapping; a malformed or repeated key is refused."""
-    values: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise BadParameters("parameters", f"{pair!r} is not key=value")
-        if key in values:
-            raise BadParameters("parameters", f"{key} is given twice")
-        values[key] = value
-    return values
+    """`key=value` strings into a mapping, by the same rule as `/approvals run`."""
+    try:
+        return parse_key_values(pairs)
+    except CommandError as e:
+        raise BadParameters("parameters", str(e)) from e
