@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from state.private_server import ensure_private_server, stop_private_server
+from slack_approvals.state.private_server import ensure_private_server, stop_private_server
 
 from . import cli_requests
 from .cli_requests import EXIT_ERROR
@@ -51,7 +51,7 @@ def bot(
     host: Annotated[str, typer.Option(help="Interface to listen on (HTTP mode).")] = "0.0.0.0",
 ) -> None:
     """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP at /slack/events."""
-    from bot.service import serve_http, serve_socket_mode
+    from slack_approvals.bot.service import serve_http, serve_socket_mode
 
     from .launching import default_launcher, emit_decision_event
     from .runtime import build_runtime

@@ -14,15 +14,21 @@ from prefect.flow_engine import run_flow_async
 from prefect.types.entrypoint import EntrypointType
 from pydantic import BaseModel
 
-from flows.errors import FlowsError
-from flows.params import FlowParams
-from flows.registry import DEPLOYMENT_NAME, REGISTRY, RegisteredFlow, parse_pairs, parse_params
-from flows.services import BOOTSTRAP_ENV
+from slack_approvals.flows.errors import FlowsError
+from slack_approvals.flows.params import FlowParams
+from slack_approvals.flows.registry import (
+    DEPLOYMENT_NAME,
+    REGISTRY,
+    RegisteredFlow,
+    parse_pairs,
+    parse_params,
+)
+from slack_approvals.flows.services import BOOTSTRAP_ENV
 
 from .cli_requests import EXIT_ERROR
 from .launching import install_services, prefect_api_url
 
-BOOTSTRAP = "approvals.launching:install_services_from_environment"
+BOOTSTRAP = "slack_approvals.approvals.launching:install_services_from_environment"
 
 
 async def run_locally(entry: RegisteredFlow, params: FlowParams) -> tuple[State[Any], Any]:

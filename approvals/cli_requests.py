@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from state.errors import ApprovalError
-from state.models import ApprovalRequest, Decision, Fact, Outcome, RequestSpec, Status
+from slack_approvals.state.errors import ApprovalError
+from slack_approvals.state.models import ApprovalRequest, Decision, Fact, Outcome, RequestSpec, Status
 
 from .durations import parse_duration
 from .runtime import build_messenger

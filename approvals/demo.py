@@ -26,10 +26,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from sandbox.server import SandboxServer
-from state.models import ApprovalRequest, Status
-from state.private_server import ensure_private_server, stop_private_server
-from state.store import ApprovalStore
+from slack_approvals.sandbox.server import SandboxServer
+from slack_approvals.state.models import ApprovalRequest, Status
+from slack_approvals.state.private_server import ensure_private_server, stop_private_server
+from slack_approvals.state.store import ApprovalStore
 
 from .demo_policy import EXPECTED_STATUS, POLICY, AutoClicker
 from .runtime import BotRuntime, build_runtime

@@ -11,8 +11,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
-from sandbox.driver import Driver
+from slack_approvals.bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
+from slack_approvals.sandbox.driver import Driver
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from flows.departments import DepartmentReviewParams, DepartmentSpec, department_review
-from flows.operations import DeployParams, deploy_approval
+from slack_approvals.flows.departments import DepartmentReviewParams, DepartmentSpec, department_review
+from slack_approvals.flows.operations import DeployParams, deploy_approval
 
 from .demo import DemoStack
 

@@ -25,13 +25,19 @@ from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow_async, run_flow_sync
 from prefect.settings import get_current_settings
 
-from bot.launcher import Launched, Launcher, LaunchError
-from flows.errors import FlowsError
-from flows.events import emit_decided
-from flows.params import FlowParams
-from flows.registry import DEPLOYMENT_NAME, RegisteredFlow, descriptions, get_flow, parse_params
-from flows.services import FlowConfig, Services, ServicesFactory, set_services_factory
-from state.models import USER_ID_PATTERN, ApprovalRequest
+from slack_approvals.bot.launcher import Launched, Launcher, LaunchError
+from slack_approvals.flows.errors import FlowsError
+from slack_approvals.flows.events import emit_decided
+from slack_approvals.flows.params import FlowParams
+from slack_approvals.flows.registry import (
+    DEPLOYMENT_NAME,
+    RegisteredFlow,
+    descriptions,
+    get_flow,
+    parse_params,
+)
+from slack_approvals.flows.services import FlowConfig, Services, ServicesFactory, set_services_factory
+from slack_approvals.state.models import USER_ID_PATTERN, ApprovalRequest
 
 from .runtime import build_messenger
 from .settings import Settings, load_settings

@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from slack_bolt import App
 from starlette.applications import Starlette
 
-from bot.app import build_app
-from bot.client import make_client, make_lookup_client
-from bot.deps import BotDeps
-from bot.groups import GroupResolver
-from bot.launcher import Launcher
-from bot.messenger import Messenger
-from bot.sweeper import Sweeper
-from bot.web import build_web_app
-from state.models import ApprovalRequest
+from slack_approvals.bot.app import build_app
+from slack_approvals.bot.client import make_client, make_lookup_client
+from slack_approvals.bot.deps import BotDeps
+from slack_approvals.bot.groups import GroupResolver
+from slack_approvals.bot.launcher import Launcher
+from slack_approvals.bot.messenger import Messenger
+from slack_approvals.bot.sweeper import Sweeper
+from slack_approvals.bot.web import build_web_app
+from slack_approvals.state.models import ApprovalRequest
 
 from .settings import Settings
 from .wiring import sync_store

@@ -9,7 +9,7 @@ from typing import Any
 
 import uvicorn
 
-from state.private_server import free_port
+from slack_approvals.state.private_server import free_port
 
 __all__ = ["ServerThread", "free_port"]
 

@@ -13,9 +13,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from state.connection import parse_redis_url
-from state.errors import RedisSetupError
-from state.models import CHANNEL_PATTERN, USER_ID_PATTERN
+from slack_approvals.state.connection import parse_redis_url
+from slack_approvals.state.errors import RedisSetupError
+from slack_approvals.state.models import CHANNEL_PATTERN, USER_ID_PATTERN
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from state.connection import connect, connect_async
-from state.private_server import ensure_private_server
-from state.store import ApprovalStore, AsyncApprovalStore
+from slack_approvals.state.connection import connect, connect_async
+from slack_approvals.state.private_server import ensure_private_server
+from slack_approvals.state.store import ApprovalStore, AsyncApprovalStore
 
 from .settings import Settings
 

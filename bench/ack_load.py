@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import psutil
 
-from bot.client import make_client
-from bot.messenger import Messenger
-from state.connection import connect
-from state.keys import KeySpace
-from state.models import RequestSpec
-from state.store import ApprovalStore
+from slack_approvals.bot.client import make_client
+from slack_approvals.bot.messenger import Messenger
+from slack_approvals.state.connection import connect
+from slack_approvals.state.keys import KeySpace
+from slack_approvals.state.models import RequestSpec
+from slack_approvals.state.store import ApprovalStore
 
 from .clicks import APPROVER, CHANNEL, REQUESTER, signed_click
 from .common import Mode, Result, finish, machine, ms, new_figure, save_figure, summary

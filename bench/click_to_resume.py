@@ -29,7 +29,7 @@ from uuid import UUID
 
 import httpx
 
-from state.keys import KeySpace
+from slack_approvals.state.keys import KeySpace
 
 from .clicks import APPROVER, CHANNEL, signed_click
 from .common import Mode, Result, finish, machine, median, ms, new_figure, save_figure, summary
@@ -91,9 +91,9 @@ def build_flows(recorder: Recorder) -> dict[str, Any]:
     from prefect.flow_runs import apause_flow_run
     from prefect.runtime import flow_run
 
-    from flows.gates import approval_gate, gate_spec, request_approval
-    from flows.services import services
-    from state.models import Decision
+    from slack_approvals.flows.gates import approval_gate, gate_spec, request_approval
+    from slack_approvals.flows.services import services
+    from slack_approvals.state.models import Decision
 
     @flow(name="bench-gates-in-a-row")
     async def gates_in_a_row(count: int) -> None:

@@ -7,8 +7,8 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.ids import APPROVE_ACTION
-from sandbox.delivery import sign
+from slack_approvals.bot.ids import APPROVE_ACTION
+from slack_approvals.sandbox.delivery import sign
 
 from .services import SIGNING_SECRET
 

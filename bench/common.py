@@ -50,7 +50,7 @@ def _version(package: str) -> str:
 
 
 def redis_server_version() -> str:
-    from state.private_server import find_server_binary
+    from slack_approvals.state.private_server import find_server_binary
 
     try:
         out = subprocess.run([str(find_server_binary()), "--version"], capture_output=True,

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from state.connection import connect
-from state.keys import KeySpace
-from state.store import ApprovalStore
+from slack_approvals.state.connection import connect
+from slack_approvals.state.keys import KeySpace
+from slack_approvals.state.store import ApprovalStore
 
 from .clicks import APPROVER
 from .common import Mode, Result, finish, machine, median, new_figure, save_figure
@@ -94,7 +94,7 @@ class Approver:
 
 
 async def review_once(count: int, run_index: int) -> dict[str, Any]:
-    from flows.departments import DepartmentReviewParams, DepartmentSpec, department_review
+    from slack_approvals.flows.departments import DepartmentReviewParams, DepartmentSpec, department_review
 
     names = [f"Dept {i:02d}" for i in range(count)]
     period = f"20{10 + run_index % 80:02d}-Q{1 + count % 4}"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from bot.client import make_client
-from bot.messenger import Messenger
-from flows.services import FlowConfig, Services, services_installed
-from state.connection import connect, connect_async
-from state.store import ApprovalStore, AsyncApprovalStore
+from slack_approvals.bot.client import make_client
+from slack_approvals.bot.messenger import Messenger
+from slack_approvals.flows.services import FlowConfig, Services, services_installed
+from slack_approvals.state.connection import connect, connect_async
+from slack_approvals.state.store import ApprovalStore, AsyncApprovalStore
 
 from .clicks import APPROVER, CHANNEL, REQUESTER
 from .services import BOT_TOKEN

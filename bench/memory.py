@@ -12,9 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from state.keys import KeySpace
-from state.models import Fact, RequestSpec
-from state.plans import DEFAULT_RETENTION, Plans
+from slack_approvals.state.keys import KeySpace
+from slack_approvals.state.models import Fact, RequestSpec
+from slack_approvals.state.plans import DEFAULT_RETENTION, Plans
 
 from .clicks import APPROVER, CHANNEL, REQUESTER
 from .common import Mode, Result, finish, machine, median, new_figure, save_figure

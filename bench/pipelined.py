@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from state.plans import Batch, Call, Plan, RunScript, Step
-from state.scripts import script_source
+from slack_approvals.state.plans import Batch, Call, Plan, RunScript, Step
+from slack_approvals.state.scripts import script_source
 
 
 class PipelinedRunner:

@@ -1,7 +1,7 @@
 """The processes a benchmark starts and stops itself, all on loopback.
 
     RedisServer        a fresh redis-server with AOF (everysec), as in production
-    SandboxProcess     `python -m sandbox`: the fake Slack Web API in its own process
+    SandboxProcess     `python -m slack_approvals.sandbox`: the fake Slack Web API in its own process
     BotProcess         the real `approvals bot --port P` command, in HTTP mode
     prefect_harness    Prefect's temporary server (SQLite), heartbeat off
     postgres_prefect   `prefect server start` on a fresh PostgreSQL database
@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import redis
 
-from approvals.serving import free_port
-from state.private_server import find_server_binary, server_command
+from slack_approvals.approvals.serving import free_port
+from slack_approvals.state.private_server import find_server_binary, server_command
 
 from .common import wait_until
 
@@ -119,7 +119,7 @@ class SandboxProcess:
     def start(self) -> SandboxProcess:
         log = open(self.folder / "sandbox.log", "wb")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", "slack_approvals.sandbox", "--host", "127.0.0.1", "--port", str(self.port),
              "--signing-secret", SIGNING_SECRET, "--bot-token", BOT_TOKEN],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             cwd=Path(__file__).resolve().parent.parent)

@@ -30,9 +30,9 @@ from typing import IO, Any
 
 import psutil
 
-from state.keys import KeySpace
-from state.models import RequestSpec
-from state.plans import DEFAULT_RETENTION, Plans
+from slack_approvals.state.keys import KeySpace
+from slack_approvals.state.models import RequestSpec
+from slack_approvals.state.plans import DEFAULT_RETENTION, Plans
 
 from .clicks import APPROVER, CHANNEL, REQUESTER
 from .common import Mode, Result, finish, machine, median, ms, new_figure, save_figure
@@ -66,8 +66,8 @@ Waiter = Callable[[str], Awaitable[bool]]
 
 
 def store_waiter(url: str, shared: bool) -> Waiter:
-    from state.connection import connect_async
-    from state.store import AsyncApprovalStore
+    from slack_approvals.state.connection import connect_async
+    from slack_approvals.state.store import AsyncApprovalStore
 
     shared_store = AsyncApprovalStore(connect_async(url)) if shared else None
 
@@ -174,7 +174,7 @@ def child_main() -> None:
     config = json.loads(sys.stdin.readline())
     kind = config["kind"]
     if kind == "flow":
-        from flows.gates import wait_for_decision
+        from slack_approvals.flows.gates import wait_for_decision
 
         async def task_wait(request_id: str) -> bool:
             decision = await wait_for_decision(request_id)
@@ -270,7 +270,7 @@ def aggregate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def flows_ready() -> bool:
     try:
-        from flows.gates import wait_for_decision
+        from slack_approvals.flows.gates import wait_for_decision
     except ImportError:
         return False
     return wait_for_decision is not None

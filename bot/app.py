@@ -21,7 +21,7 @@ def build_app(*, client: WebClient, signing_secret: str, deps: BotDeps,
         client=client,
         signing_secret=signing_secret,
         process_before_response=True,
-        logger=logging.getLogger("bot.bolt"),
+        logger=logging.getLogger("slack_approvals.bot.bolt"),
     )
     actions.register(app, deps)
     views.register(app, deps)

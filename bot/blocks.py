@@ -26,7 +26,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from state.models import MAX_REASON, ApprovalRequest, Status
+from slack_approvals.state.models import MAX_REASON, ApprovalRequest, Status
 
 from .ids import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION, REJECT_MODAL
 from .text import escape, fit, group_mention, mention, slack_date

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from state.models import ApprovalRequest
-from state.store import ApprovalStore
+from slack_approvals.state.models import ApprovalRequest
+from slack_approvals.state.store import ApprovalStore
 
 from .groups import GroupResolver
 from .launcher import Launcher

@@ -8,8 +8,8 @@ import weakref
 
 from slack_sdk import WebClient
 
-from state.models import ApprovalRequest
-from state.store import ApprovalStore
+from slack_approvals.state.models import ApprovalRequest
+from slack_approvals.state.store import ApprovalStore
 
 from .blocks import request_message
 

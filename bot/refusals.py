@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from state.models import ApprovalRequest, DecideStatus, Status
+from slack_approvals.state.models import ApprovalRequest, DecideStatus, Status
 
 from .text import escape, mention
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 
-from state.errors import InvalidRequest, RequestNotFound
-from state.models import ApprovalRequest, CloseStatus, DecideResult, DecideStatus, Outcome
-from state.plans import check_request_id
+from slack_approvals.state.errors import InvalidRequest, RequestNotFound
+from slack_approvals.state.models import ApprovalRequest, CloseStatus, DecideResult, DecideStatus, Outcome
+from slack_approvals.state.plans import check_request_id
 
 from .blocks import home_view
 from .deps import BotDeps

@@ -1,6 +1,6 @@
 """Prefect side of slack-approvals: gates that wait for a Slack decision, and runnable flows.
 
-    from flows import approval_gate
+    from slack_approvals.flows import approval_gate
     decision = await approval_gate("deploy", "Deploy api 2.4 to production", approvers=[...])
 
 The registry (flows.registry) names the flows `approvals run` and `/approvals run` can start;

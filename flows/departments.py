@@ -20,7 +20,7 @@ from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
-from state.models import ChannelRef, Outcome, Status, UserId
+from slack_approvals.state.models import ChannelRef, Outcome, Status, UserId
 
 from .gates import approval_gate, slack_trouble
 from .params import (

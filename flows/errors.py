@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from state.models import Decision
+from slack_approvals.state.models import Decision
 
 
 class FlowsError(Exception):
@@ -24,7 +24,7 @@ class ServicesNotInstalled(FlowsError, RuntimeError):
 
     def __init__(self) -> None:
         super().__init__("no services factory installed: call flows.services.set_services_factory(...) "
-                         "first (approvals.launching.install_services does it from settings)")
+                         "first (slack_approvals.approvals.launching.install_services does it from settings)")
 
 
 class DecisionPending(FlowsError):

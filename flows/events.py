@@ -12,7 +12,7 @@ import uuid
 
 from prefect.events import Event, emit_event
 
-from state.models import ApprovalRequest, Outcome
+from slack_approvals.state.models import ApprovalRequest, Outcome
 
 EVENT_NAME = "approval.decided"
 _EVENT_NAMESPACE = uuid.UUID("0d7c4e55-2a61-4c1f-9a43-6a51f3b0c8e2")

@@ -10,7 +10,7 @@ from typing import Annotated, Self
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from state.models import ChannelRef, UserId
+from slack_approvals.state.models import ChannelRef, UserId
 
 from .gates import approval_gate, auto_approve, gate_spec
 from .params import (

@@ -29,8 +29,8 @@ from prefect.runtime import task_run as current_task_run
 from prefect.tasks import Task
 from slack_sdk.errors import SlackApiError
 
-from state.errors import RequestNotFound
-from state.models import (
+from slack_approvals.state.errors import RequestNotFound
+from slack_approvals.state.models import (
     MAX_TIMEOUT,
     ApprovalRequest,
     CloseStatus,

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from state.models import MAX_APPROVERS, Decision, Outcome
+from slack_approvals.state.models import MAX_APPROVERS, Decision, Outcome
 
 from .gates import approval_gate
 from .journal import append_once

@@ -12,7 +12,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from state.models import (
+from slack_approvals.state.models import (
     MAX_APPROVERS,
     MAX_GROUPS,
     MAX_TIMEOUT,

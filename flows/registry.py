@@ -18,7 +18,7 @@ from typing import Any
 from prefect import Flow
 from pydantic import ValidationError
 
-from bot.commands import CommandError, parse_key_values
+from slack_approvals.bot.commands import CommandError, parse_key_values
 
 from .departments import DepartmentReviewParams, department_review
 from .errors import BadParameters, UnknownFlow

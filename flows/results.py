@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from state.models import Decision, Status
+from slack_approvals.state.models import Decision, Status
 
 
 class GateResult(BaseModel):

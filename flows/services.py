@@ -20,8 +20,8 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.messenger import Messenger
-from state.store import ApprovalStore, AsyncApprovalStore
+from slack_approvals.bot.messenger import Messenger
+from slack_approvals.state.store import ApprovalStore, AsyncApprovalStore
 
 from .errors import ServicesNotInstalled
 

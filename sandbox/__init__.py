@@ -1,12 +1,12 @@
 """A local stand-in for Slack: Web API, signed deliveries to the app, and a browser page."""
 
-from sandbox.clock import ManualClock
-from sandbox.config import SandboxConfig
-from sandbox.driver import ActionResult, Driver, DriverError
-from sandbox.records import ApiCall, Delivery
-from sandbox.seed import Seed, default_seed, load_seed
-from sandbox.server import SandboxServer
-from sandbox.workspace import Workspace
+from slack_approvals.sandbox.clock import ManualClock
+from slack_approvals.sandbox.config import SandboxConfig
+from slack_approvals.sandbox.driver import ActionResult, Driver, DriverError
+from slack_approvals.sandbox.records import ApiCall, Delivery
+from slack_approvals.sandbox.seed import Seed, default_seed, load_seed
+from slack_approvals.sandbox.server import SandboxServer
+from slack_approvals.sandbox.workspace import Workspace
 
 __all__ = [
     "ActionResult",

@@ -1,4 +1,4 @@
-"""Command line: `python -m sandbox --port 8765 --request-url ... --signing-secret ...`."""
+"""Command line: `python -m slack_approvals.sandbox --port 8765 --request-url ... --signing-secret ...`."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ import threading
 
 import uvicorn
 
-from sandbox.app import create_app
-from sandbox.config import SandboxConfig
-from sandbox.driver import Driver
-from sandbox.faults import FaultInjector
-from sandbox.seed import load_seed
-from sandbox.workspace import Workspace
+from slack_approvals.sandbox.app import create_app
+from slack_approvals.sandbox.config import SandboxConfig
+from slack_approvals.sandbox.driver import Driver
+from slack_approvals.sandbox.faults import FaultInjector
+from slack_approvals.sandbox.seed import load_seed
+from slack_approvals.sandbox.workspace import Workspace
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = SandboxConfig.from_env()
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description="A local stand-in for Slack.")
+    parser = argparse.ArgumentParser(prog="python -m slack_approvals.sandbox",
+                                     description="A local stand-in for Slack.")
     parser.add_argument("--host", default=os.environ.get("SANDBOX_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", "8765")))
     parser.add_argument(

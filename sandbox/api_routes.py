@@ -12,13 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.config import SandboxConfig
-from sandbox.errors import SlackError
-from sandbox.faults import FaultInjector
-from sandbox.responses import apply_reply
-from sandbox.socket_mode import SocketModeHub
-from sandbox.webapi import METHODS
-from sandbox.workspace import Workspace
+from slack_approvals.sandbox.config import SandboxConfig
+from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.faults import FaultInjector
+from slack_approvals.sandbox.responses import apply_reply
+from slack_approvals.sandbox.socket_mode import SocketModeHub
+from slack_approvals.sandbox.webapi import METHODS
+from slack_approvals.sandbox.workspace import Workspace
 
 JSON_UTF8 = "application/json; charset=utf-8"
 

@@ -11,11 +11,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from sandbox.api_routes import web_api_routes
-from sandbox.driver import Driver
-from sandbox.faults import FaultInjector
-from sandbox.socket_mode import socket_mode_routes
-from sandbox.ui import ui_routes
+from slack_approvals.sandbox.api_routes import web_api_routes
+from slack_approvals.sandbox.driver import Driver
+from slack_approvals.sandbox.faults import FaultInjector
+from slack_approvals.sandbox.socket_mode import socket_mode_routes
+from slack_approvals.sandbox.ui import ui_routes
 
 STATIC_DIR = Path(__file__).parent / "static"
 

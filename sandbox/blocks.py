@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-from sandbox.errors import SlackError
-from sandbox.ids import IdMint
+from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.ids import IdMint
 
 Surface = Literal["message", "modal", "home"]
 

@@ -15,10 +15,10 @@ from urllib.parse import urlencode
 
 import httpx
 
-from sandbox.config import SandboxConfig
-from sandbox.records import Delivery, DeliveryKind
-from sandbox.socket_mode import EnvelopeType, SocketClosed, SocketModeHub
-from sandbox.workspace import Workspace
+from slack_approvals.sandbox.config import SandboxConfig
+from slack_approvals.sandbox.records import Delivery, DeliveryKind
+from slack_approvals.sandbox.socket_mode import EnvelopeType, SocketClosed, SocketModeHub
+from slack_approvals.sandbox.workspace import Workspace
 
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 

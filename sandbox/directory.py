@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.errors import SlackError
-from sandbox.seed import Channel, Seed, User, UserGroup
+from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.seed import Channel, Seed, User, UserGroup
 
 _CREATED = 1_700_000_000
 

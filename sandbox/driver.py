@@ -11,15 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sandbox import payloads
-from sandbox.blocks import iter_interactive, require_valid_view
-from sandbox.config import SandboxConfig
-from sandbox.delivery import Deliverer, describe_failure
-from sandbox.errors import SlackError
-from sandbox.records import ApiCall, Delivery, DeliveryKind, Notice, ResponseUrl, ViewRecord
-from sandbox.responses import apply_reply, parse_reply
-from sandbox.view_state import UnknownInputError, Values, build_state
-from sandbox.workspace import Workspace
+from slack_approvals.sandbox import payloads
+from slack_approvals.sandbox.blocks import iter_interactive, require_valid_view
+from slack_approvals.sandbox.config import SandboxConfig
+from slack_approvals.sandbox.delivery import Deliverer, describe_failure
+from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.records import ApiCall, Delivery, DeliveryKind, Notice, ResponseUrl, ViewRecord
+from slack_approvals.sandbox.responses import apply_reply, parse_reply
+from slack_approvals.sandbox.view_state import UnknownInputError, Values, build_state
+from slack_approvals.sandbox.workspace import Workspace
 
 T = TypeVar("T")
 

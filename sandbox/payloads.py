@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from sandbox.config import SandboxConfig
-from sandbox.directory import Directory, im_channel_id
+from slack_approvals.sandbox.config import SandboxConfig
+from slack_approvals.sandbox.directory import Directory, im_channel_id
 
 
 def user_ref(directory: Directory, user_id: str) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sandbox.blocks import MAX_MESSAGE_TEXT, require_valid_blocks
-from sandbox.errors import SlackError
-from sandbox.records import ResponseUrl
-from sandbox.workspace import Workspace
+from slack_approvals.sandbox.blocks import MAX_MESSAGE_TEXT, require_valid_blocks
+from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.records import ResponseUrl
+from slack_approvals.sandbox.workspace import Workspace
 
 
 def parse_reply(raw: str) -> dict[str, Any] | None:

@@ -10,19 +10,19 @@ from types import TracebackType
 
 import uvicorn
 
-from sandbox.app import create_app
-from sandbox.clock import Clock, wall_clock
-from sandbox.config import (
+from slack_approvals.sandbox.app import create_app
+from slack_approvals.sandbox.clock import Clock, wall_clock
+from slack_approvals.sandbox.config import (
     DEFAULT_APP_TOKEN,
     DEFAULT_BOT_TOKEN,
     DEFAULT_SIGNING_SECRET,
     DEFAULT_VERIFICATION_TOKEN,
     SandboxConfig,
 )
-from sandbox.driver import Driver
-from sandbox.faults import FaultInjector
-from sandbox.seed import Seed, load_seed
-from sandbox.workspace import Workspace
+from slack_approvals.sandbox.driver import Driver
+from slack_approvals.sandbox.faults import FaultInjector
+from slack_approvals.sandbox.seed import Seed, load_seed
+from slack_approvals.sandbox.workspace import Workspace
 
 START_TIMEOUT_SECONDS = 10.0
 

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from sandbox.driver import ActionResult, Driver, DriverError
-from sandbox.errors import SlackError
-from sandbox.records import ViewRecord
+from slack_approvals.sandbox.driver import ActionResult, Driver, DriverError
+from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.records import ViewRecord
 
 MESSAGES_SHOWN = 200
 DELIVERIES_SHOWN = 25

@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.blocks import MAX_MESSAGE_TEXT, require_valid_blocks, require_valid_view
-from sandbox.errors import SlackError
-from sandbox.workspace import Workspace
+from slack_approvals.sandbox.blocks import MAX_MESSAGE_TEXT, require_valid_blocks, require_valid_view
+from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.workspace import Workspace
 
 Args = dict[str, Any]
 Method = Callable[[Workspace, Args], dict[str, Any]]

@@ -6,12 +6,12 @@ import copy
 import threading
 from typing import Any
 
-from sandbox.blocks import normalize_blocks
-from sandbox.clock import Clock, wall_clock
-from sandbox.directory import Directory
-from sandbox.errors import SlackError
-from sandbox.ids import IdMint, parse_ts
-from sandbox.records import (
+from slack_approvals.sandbox.blocks import normalize_blocks
+from slack_approvals.sandbox.clock import Clock, wall_clock
+from slack_approvals.sandbox.directory import Directory
+from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.ids import IdMint, parse_ts
+from slack_approvals.sandbox.records import (
     ApiCall,
     Delivery,
     DeliveryKind,
@@ -22,7 +22,7 @@ from sandbox.records import (
     Trigger,
     ViewRecord,
 )
-from sandbox.seed import Seed, default_seed
+from slack_approvals.sandbox.seed import Seed, default_seed
 
 TRIGGER_TTL_SECONDS = 3.0
 RESPONSE_URL_TTL_SECONDS = 30 * 60.0

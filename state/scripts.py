@@ -12,7 +12,7 @@ SCRIPT_NAMES = ("create", "decide", "close", "attach")
 def script_source(name: str) -> str:
     if name not in SCRIPT_NAMES:
         raise KeyError(f"no Lua script named {name!r}")
-    folder = resources.files("state") / "lua"
+    folder = resources.files("slack_approvals.state") / "lua"
     prelude = (folder / "_common.lua").read_text(encoding="utf-8")
     body = (folder / f"{name}.lua").read_text(encoding="utf-8")
     return prelude + "\n" + body

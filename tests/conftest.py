@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from state.private_server import find_server_binary
-from state.store import ApprovalStore
+from slack_approvals.state.private_server import find_server_binary
+from slack_approvals.state.store import ApprovalStore
 
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -130,3 +131,17 @@ def redis_client(backend: Backend) -> Iterator[redis.Redis]:
 @pytest.fixture
 def store(redis_client: redis.Redis) -> ApprovalStore:
     return ApprovalStore(redis_client)
+
+
+
+LAYER_FOLDERS = ("state", "bot", "flows", "approvals", "sandbox")
+
+
+@pytest.fixture(autouse=True)
+def _no_folder_imports() -> Iterator[None]:
+    """The repository root is on sys.path while testing, so a stray `import state` (or
+    `resources.files("state")`) would work here and fail in an installed wheel: refuse it."""
+    yield
+    strays = sorted(name for name in LAYER_FOLDERS if name in sys.modules)
+    if strays:
+        pytest.fail(f"imported by folder name instead of slack_approvals.*: {strays}")

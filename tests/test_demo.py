@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from state.private_server import STATE_FILE
+from slack_approvals.state.private_server import STATE_FILE
 
 # A demo starts Redis, a Prefect server, the sandbox and the bot: allow for a loaded machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -25,7 +25,7 @@ def test_auto_demo_runs_to_completion(tmp_path: Path) -> None:
     env.update({"APPROVALS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200",
                 "PREFECT_HOME": str(tmp_path / "prefect")})
     result = subprocess.run(
-        [sys.executable, "-c", "from approvals.cli import main; main()", "demo", "--auto",
+        [sys.executable, "-m", "slack_approvals", "demo", "--auto",
          "--port", "0", "--timeout", "8s"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -44,7 +44,7 @@ def test_interrupted_demo_stops_what_it_started(tmp_path: Path) -> None:
     env.update({"APPROVALS_DATA_DIR": str(tmp_path / "data"), "PREFECT_HOME": str(tmp_path / "p")})
     log = tmp_path / "demo.log"
     process = subprocess.Popen(
-        [sys.executable, "-c", "from approvals.cli import main; main()", "demo", "--port", "0"],
+        [sys.executable, "-m", "slack_approvals", "demo", "--port", "0"],
         cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120

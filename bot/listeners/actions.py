@@ -6,9 +6,9 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from state.errors import InvalidRequest, RequestNotFound
-from state.models import DecideResult, DecideStatus, Outcome
-from state.plans import check_request_id
+from slack_approvals.state.errors import InvalidRequest, RequestNotFound
+from slack_approvals.state.models import DecideResult, DecideStatus, Outcome
+from slack_approvals.state.plans import check_request_id
 
 from ..blocks import reject_modal
 from ..deps import BotDeps

@@ -7,9 +7,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from state.errors import InvalidRequest, RequestNotFound
-from state.models import ApprovalRequest, CloseStatus
-from state.plans import check_request_id
+from slack_approvals.state.errors import InvalidRequest, RequestNotFound
+from slack_approvals.state.models import ApprovalRequest, CloseStatus
+from slack_approvals.state.plans import check_request_id
 
 from ..blocks import outcome_text, pending_list_blocks, progress_text
 from ..commands import USAGE, Command, CommandError, parse_command

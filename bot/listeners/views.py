@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from state.models import MAX_REASON, Outcome
+from slack_approvals.state.models import MAX_REASON, Outcome
 
 from ..blocks import parse_modal_metadata
 from ..deps import BotDeps

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from approvals.settings import SettingsError, load_settings
-from state.connection import redacted
+from slack_approvals.approvals.settings import SettingsError, load_settings
+from slack_approvals.state.connection import redacted
 
 
 @pytest.fixture(autouse=True)

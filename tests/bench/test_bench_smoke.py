@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import BENCHMARKS
-from state.private_server import find_server_binary
+from slack_approvals.state.private_server import find_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 

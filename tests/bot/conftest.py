@@ -13,18 +13,18 @@ from typing import Any
 import httpx
 import pytest
 
-from approvals.serving import ServerThread
-from bot.app import build_app
-from bot.client import make_client
-from bot.deps import BotDeps
-from bot.groups import GroupResolver
-from bot.launcher import Launched, LaunchError
-from bot.messenger import Messenger
-from bot.sweeper import Sweeper
-from bot.web import build_web_app
-from sandbox.server import SandboxServer
-from state.models import ApprovalRequest, RequestSpec
-from state.store import ApprovalStore
+from slack_approvals.approvals.serving import ServerThread
+from slack_approvals.bot.app import build_app
+from slack_approvals.bot.client import make_client
+from slack_approvals.bot.deps import BotDeps
+from slack_approvals.bot.groups import GroupResolver
+from slack_approvals.bot.launcher import Launched, LaunchError
+from slack_approvals.bot.messenger import Messenger
+from slack_approvals.bot.sweeper import Sweeper
+from slack_approvals.bot.web import build_web_app
+from slack_approvals.sandbox.server import SandboxServer
+from slack_approvals.state.models import ApprovalRequest, RequestSpec
+from slack_approvals.state.store import ApprovalStore
 from tests.conftest import RedisServer
 
 SIGNING_SECRET = "5d41402abc4b2a76b9719d911017c592"

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.blocks import home_view, reject_modal, request_message
-from state.models import ApprovalRequest, Decision, Fact, RequestSpec, Status, Vote
+from slack_approvals.bot.blocks import home_view, reject_modal, request_message
+from slack_approvals.state.models import ApprovalRequest, Decision, Fact, RequestSpec, Status, Vote
 from tests.bot.conftest import MAYA, BotStack
 
 SLACK_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1)

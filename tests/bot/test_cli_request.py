@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
+from slack_approvals.bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
 from tests.bot.conftest import APPROVALS_CHANNEL, BOT_TOKEN, FRANK, MAYA, BotStack
 from tests.conftest import RedisServer
 
@@ -20,7 +20,7 @@ def start_request(bot: BotStack, redis_server: RedisServer, tmp_path: Path,
            "REDIS_URL": redis_server.url, "APPROVALS_CHANNEL": APPROVALS_CHANNEL,
            "APPROVALS_WAIT_SLICE_SECONDS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-c", "from approvals.cli import main; main()", "request",
+        [sys.executable, "-m", "slack_approvals", "request",
          "--title", "Run the migration", "--approver", MAYA, "--approver", FRANK,
          "--fact", "database=orders", "--wait", *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.ids import APPROVE_ACTION
-from bot.listeners.commands import handle_command
-from state.models import Status
+from slack_approvals.bot.ids import APPROVE_ACTION
+from slack_approvals.bot.listeners.commands import handle_command
+from slack_approvals.state.models import Status
 from tests.bot.conftest import APPROVALS_CHANNEL, ERIN, FRANK, MAYA, RILEY, BotStack, flatten
 
 

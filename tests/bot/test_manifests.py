@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.ids import SLASH_COMMAND
-from bot.web import EVENTS_PATH
+from slack_approvals.bot.ids import SLASH_COMMAND
+from slack_approvals.bot.web import EVENTS_PATH
 
 SLACK = Path(__file__).resolve().parents[2] / "slack"
 

@@ -7,8 +7,8 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.ids import APPROVE_ACTION
-from state.models import Status
+from slack_approvals.bot.ids import APPROVE_ACTION
+from slack_approvals.state.models import Status
 from tests.bot.conftest import ERIN, MAYA, BotStack, sign
 
 

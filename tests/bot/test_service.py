@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from approvals.serving import free_port
-from bot.ids import APPROVE_ACTION
+from slack_approvals.approvals.serving import free_port
+from slack_approvals.bot.ids import APPROVE_ACTION
 from tests.bot.conftest import APPROVALS_CHANNEL, BOT_TOKEN, MAYA, SIGNING_SECRET, BotStack
 from tests.conftest import RedisServer
 
@@ -26,7 +26,7 @@ def start_bot(bot: BotStack, redis_url: str, tmp_path: Path) -> tuple[subprocess
            "APPROVALS_CHANNEL": APPROVALS_CHANNEL}
     env.pop("SLACK_APP_TOKEN", None)
     process = subprocess.Popen(
-        [sys.executable, "-c", "from approvals.cli import main; main()", "bot", "--port", str(port),
+        [sys.executable, "-m", "slack_approvals", "bot", "--port", str(port),
          "--host", "127.0.0.1"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

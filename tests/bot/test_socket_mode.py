@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.ids import APPROVE_ACTION
-from sandbox.config import DEFAULT_APP_TOKEN
-from state.models import Status
+from slack_approvals.bot.ids import APPROVE_ACTION
+from slack_approvals.sandbox.config import DEFAULT_APP_TOKEN
+from slack_approvals.state.models import Status
 from tests.bot.conftest import APPROVALS_CHANNEL, BOT_TOKEN, MAYA, SIGNING_SECRET, BotStack
 from tests.conftest import RedisServer
 
@@ -38,7 +38,7 @@ def socket_bot(bot: BotStack, redis_server: RedisServer,
            "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": bot.sandbox.api_url,
            "REDIS_URL": redis_server.url, "APPROVALS_CHANNEL": APPROVALS_CHANNEL}
     process = subprocess.Popen(
-        [sys.executable, "-c", "from approvals.cli import main; main()", "bot"],
+        [sys.executable, "-m", "slack_approvals", "bot"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_connections(bot, process, 1, timeout=60)

@@ -6,9 +6,9 @@ import threading
 import time
 from datetime import timedelta
 
-from bot.blocks import parse_modal_metadata
-from bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
-from state.models import DecideStatus, Status
+from slack_approvals.bot.blocks import parse_modal_metadata
+from slack_approvals.bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
+from slack_approvals.state.models import DecideStatus, Status
 from tests.bot.conftest import ERIN, FINANCE_GROUP, FRANK, MAYA, OLIVER, RILEY, BotStack
 
 

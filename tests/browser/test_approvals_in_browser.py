@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from state.models import Status
+from slack_approvals.state.models import Status
 from tests.bot.conftest import APPROVALS_CHANNEL, ERIN, FRANK, MAYA, BotStack
 
 pytestmark = pytest.mark.browser

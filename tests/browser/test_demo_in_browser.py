@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from approvals.serving import free_port
+from slack_approvals.approvals.serving import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -26,7 +26,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
                 "PREFECT_HOME": str(tmp_path / "prefect"), "APPROVALS_CHANNEL": "C01APPROVALS"})
     log = tmp_path / "demo.log"
     process = subprocess.Popen(
-        [sys.executable, "-c", "from approvals.cli import main; main()", "demo",
+        [sys.executable, "-m", "slack_approvals", "demo",
          "--port", str(port), "--timeout", "3m"],
         cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

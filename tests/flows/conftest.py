@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import fakeredis
 import pytest
 
-from sandbox.server import SandboxServer
+from slack_approvals.sandbox.server import SandboxServer
 from tests.conftest import Backend, RedisServer
 
 from .harness import prefect_server

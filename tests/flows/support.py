@@ -13,12 +13,19 @@ from typing import Any
 
 import redis
 
-from bot.client import make_client
-from bot.messenger import Messenger
-from flows.services import FlowConfig, Services, services_installed
-from sandbox.config import DEFAULT_BOT_TOKEN
-from sandbox.server import SandboxServer
-from state import ApprovalRequest, ApprovalStore, AsyncApprovalStore, DecideStatus, Decision, Outcome
+from slack_approvals.bot.client import make_client
+from slack_approvals.bot.messenger import Messenger
+from slack_approvals.flows.services import FlowConfig, Services, services_installed
+from slack_approvals.sandbox.config import DEFAULT_BOT_TOKEN
+from slack_approvals.sandbox.server import SandboxServer
+from slack_approvals.state import (
+    ApprovalRequest,
+    ApprovalStore,
+    AsyncApprovalStore,
+    DecideStatus,
+    Decision,
+    Outcome,
+)
 from tests.conftest import Backend
 
 MAYA, FRANK, ERIN, OLIVER, SARA, REQUESTER = (

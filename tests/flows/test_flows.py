@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.departments import DepartmentReviewParams, DepartmentSpec, department_review
-from flows.etl import (
+from slack_approvals.flows.departments import DepartmentReviewParams, DepartmentSpec, department_review
+from slack_approvals.flows.etl import (
     EtlParams,
     SalesRecord,
     calculate_statistics,
@@ -18,16 +18,21 @@ from flows.etl import (
     save_to_database,
     validate_records,
 )
-from flows.examples import (
+from slack_approvals.flows.examples import (
     MultiStepParams,
     PaymentParams,
     PaymentRoute,
     multi_step_approval,
     payment_approval,
 )
-from flows.journal import read_all
-from flows.operations import DeployParams, DestructiveParams, deploy_approval, destructive_operation
-from state import DecideStatus, Outcome, Status
+from slack_approvals.flows.journal import read_all
+from slack_approvals.flows.operations import (
+    DeployParams,
+    DestructiveParams,
+    deploy_approval,
+    destructive_operation,
+)
+from slack_approvals.state import DecideStatus, Outcome, Status
 
 from .support import (
     APPROVALS,

@@ -17,10 +17,10 @@ from prefect.flow_engine import run_flow_async
 from prefect.states import Scheduled
 from slack_sdk.errors import SlackApiError
 
-from flows.errors import ApprovalRejected
-from flows.examples import SimpleApprovalParams, simple_approval
-from flows.gates import approval_gate
-from state import Decision, Outcome, Status
+from slack_approvals.flows.errors import ApprovalRejected
+from slack_approvals.flows.examples import SimpleApprovalParams, simple_approval
+from slack_approvals.flows.gates import approval_gate
+from slack_approvals.state import Decision, Outcome, Status
 
 from .support import APPROVALS, MAYA, FlowEnv, decided_events, run
 

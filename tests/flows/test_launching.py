@@ -11,22 +11,22 @@ from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.deployments.runner import RunnerDeployment
 from typer.testing import CliRunner
 
-from approvals.cli import app
-from approvals.launching import (
+from slack_approvals.approvals.cli import app
+from slack_approvals.approvals.launching import (
     DeploymentLauncher,
     InProcessLauncher,
     default_launcher,
     emit_decision_event,
     prepare,
 )
-from approvals.settings import load_settings
-from bot.launcher import LaunchError
-from flows.errors import BadParameters
-from flows.examples import simple_approval
-from flows.registry import parse_params
-from flows.services import flow_config, services_installed
-from sandbox.config import DEFAULT_BOT_TOKEN
-from state import Outcome, RequestSpec
+from slack_approvals.approvals.settings import load_settings
+from slack_approvals.bot.launcher import LaunchError
+from slack_approvals.flows.errors import BadParameters
+from slack_approvals.flows.examples import simple_approval
+from slack_approvals.flows.registry import parse_params
+from slack_approvals.flows.services import flow_config, services_installed
+from slack_approvals.sandbox.config import DEFAULT_BOT_TOKEN
+from slack_approvals.state import Outcome, RequestSpec
 from tests.conftest import RedisServer
 
 from .support import DEPLOYS, FRANK, MAYA, REQUESTER, Approvers, FlowEnv, decided_events

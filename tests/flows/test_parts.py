@@ -15,15 +15,21 @@ from prefect.states import Failed
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from approvals.cli_flows import served_deployments
-from flows.departments import DepartmentResult, DepartmentSpec, Figures, Rollup
-from flows.errors import DecisionPending
-from flows.etl import check_record, generate_records
-from flows.gates import CLOCK_GRACE_SECONDS, only_pending, slack_trouble, wait_attempts
-from flows.registry import REGISTRY
-from flows.results import GateResult
-from flows.services import BOOTSTRAP_ENV, ServicesNotInstalled, flow_config, services, services_installed
-from state import Status
+from slack_approvals.approvals.cli_flows import served_deployments
+from slack_approvals.flows.departments import DepartmentResult, DepartmentSpec, Figures, Rollup
+from slack_approvals.flows.errors import DecisionPending
+from slack_approvals.flows.etl import check_record, generate_records
+from slack_approvals.flows.gates import CLOCK_GRACE_SECONDS, only_pending, slack_trouble, wait_attempts
+from slack_approvals.flows.registry import REGISTRY
+from slack_approvals.flows.results import GateResult
+from slack_approvals.flows.services import (
+    BOOTSTRAP_ENV,
+    ServicesNotInstalled,
+    flow_config,
+    services,
+    services_installed,
+)
+from slack_approvals.state import Status
 
 
 def slack_error(code: str) -> SlackApiError:
@@ -110,7 +116,7 @@ def test_serve_offers_every_registered_flow_by_module_path() -> None:
     deployments = served_deployments()
     assert sorted(d.flow_name for d in deployments) == sorted(REGISTRY)
     assert {d.name for d in deployments} == {"slack-approvals"}
-    assert all(d.entrypoint and d.entrypoint.startswith("flows.") for d in deployments)
+    assert all(d.entrypoint and d.entrypoint.startswith("slack_approvals.flows.") for d in deployments)
 
 
 def test_a_fresh_process_installs_services_through_the_bootstrap_hook(
@@ -121,7 +127,7 @@ def test_a_fresh_process_installs_services_through_the_bootstrap_hook(
     monkeypatch.setenv("APPROVALS_DEFAULT_APPROVERS", "U03ERIN")
     with services_installed(None), pytest.raises(ServicesNotInstalled):
         services()
-    monkeypatch.setenv(BOOTSTRAP_ENV, "approvals.launching:install_services_from_environment")
+    monkeypatch.setenv(BOOTSTRAP_ENV, "slack_approvals.approvals.launching:install_services_from_environment")
     with services_installed(None):
         assert flow_config().channel == "C03ENG" and flow_config().approvers == ("U03ERIN",)
 

@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from flows.departments import DepartmentReviewParams
-from flows.errors import BadParameters, UnknownFlow
-from flows.examples import PaymentParams, PaymentRoute
-from flows.registry import REGISTRY, descriptions, get_flow, parse_pairs, parse_params
-from flows.services import FlowConfig, services_installed
+from slack_approvals.flows.departments import DepartmentReviewParams
+from slack_approvals.flows.errors import BadParameters, UnknownFlow
+from slack_approvals.flows.examples import PaymentParams, PaymentRoute
+from slack_approvals.flows.registry import REGISTRY, descriptions, get_flow, parse_pairs, parse_params
+from slack_approvals.flows.services import FlowConfig, services_installed
 
 from .support import FRANK, MAYA
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_sdk import WebClient
 
-from flows.departments import MAX_DEPARTMENTS, DepartmentSpec, Rollup
-from sandbox.server import SandboxServer
+from slack_approvals.flows.departments import MAX_DEPARTMENTS, DepartmentSpec, Rollup
+from slack_approvals.sandbox.server import SandboxServer
 
 
 def test_rollup_of_the_largest_review_is_accepted(sb: SandboxServer) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from slack_sdk import WebClient
 
-from sandbox import ManualClock, SandboxServer
+from slack_approvals.sandbox import ManualClock, SandboxServer
 from tests.sandbox.receiver import Receiver, Reply
 
 SIGNING_SECRET = "test-signing-secret"

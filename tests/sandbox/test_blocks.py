@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from sandbox.blocks import block_errors, normalize_blocks, view_errors
-from sandbox.ids import IdMint, format_ts, parse_ts
-from sandbox.view_state import UnknownInputError, build_state
+from slack_approvals.sandbox.blocks import block_errors, normalize_blocks, view_errors
+from slack_approvals.sandbox.ids import IdMint, format_ts, parse_ts
+from slack_approvals.sandbox.view_state import UnknownInputError, build_state
 
 
 def button(action_id: str, **extra: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 from slack_bolt import Ack, App, BoltRequest, Respond
 from slack_sdk import WebClient
 
-from sandbox import SandboxServer
+from slack_approvals.sandbox import SandboxServer
 from tests.sandbox.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.sandbox.receiver import Received, Receiver, Reply
 from tests.sandbox.support import APPROVE_BLOCKS, REASON_MODAL

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
-from sandbox import DriverError, SandboxServer
+from slack_approvals.sandbox import DriverError, SandboxServer
 from tests.sandbox.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.sandbox.receiver import Received, Receiver, Reply
 from tests.sandbox.support import APPROVE_BLOCKS, CONFIRMING_BLOCKS

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
-from sandbox import SandboxServer
+from slack_approvals.sandbox import SandboxServer
 from tests.sandbox.conftest import BOT_TOKEN
 
 

@@ -1,4 +1,5 @@
-"""Custom workspaces from a JSON seed file, as `python -m sandbox --seed` and SandboxServer take."""
+"""Custom workspaces from a JSON seed file, as `python -m slack_approvals.sandbox --seed` and
+SandboxServer take."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from slack_sdk import WebClient
 
-from sandbox import SandboxServer, load_seed
+from slack_approvals.sandbox import SandboxServer, load_seed
 
 
 def test_a_seed_file_replaces_people_and_keeps_default_channels(tmp_path: Path) -> None:

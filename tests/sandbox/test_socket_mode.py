@@ -23,8 +23,8 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from sandbox import SandboxServer
-from sandbox.config import DEFAULT_APP_TOKEN
+from slack_approvals.sandbox import SandboxServer
+from slack_approvals.sandbox.config import DEFAULT_APP_TOKEN
 from tests.sandbox.conftest import BOT_TOKEN
 from tests.sandbox.receiver import Receiver
 from tests.sandbox.support import APPROVE_BLOCKS, REASON_MODAL, api_error

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from slack_sdk import WebClient
 
-from sandbox import SandboxServer
+from slack_approvals.sandbox import SandboxServer
 from tests.sandbox.receiver import Receiver
 from tests.sandbox.support import APPROVE_BLOCKS
 

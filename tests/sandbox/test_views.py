@@ -9,7 +9,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from sandbox import DriverError, ManualClock, SandboxServer
+from slack_approvals.sandbox import DriverError, ManualClock, SandboxServer
 from tests.sandbox.receiver import Received, Receiver, Reply
 from tests.sandbox.support import REASON_MODAL, api_error
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from slack_sdk import WebClient
 
-from sandbox import SandboxServer
+from slack_approvals.sandbox import SandboxServer
 from tests.sandbox.conftest import BOT_TOKEN
 from tests.sandbox.support import APPROVE_BLOCKS, api_error
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from state import ApprovalRequest, ApprovalStore, RequestSpec
+from slack_approvals.state import ApprovalRequest, ApprovalStore, RequestSpec
 
 REQUESTER = "U06REQ"
 MAYA = "U01MAYA"

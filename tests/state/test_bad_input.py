@@ -12,7 +12,7 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from state import (
+from slack_approvals.state import (
     ApprovalStore,
     AsyncApprovalStore,
     CorruptRecord,
@@ -21,8 +21,8 @@ from state import (
     RequestNotFound,
     RequestSpec,
 )
-from state.models import MAX_FACTS, MAX_REASON, MAX_SUMMARY, MAX_TITLE
-from state.plans import new_request_id
+from slack_approvals.state.models import MAX_FACTS, MAX_REASON, MAX_SUMMARY, MAX_TITLE
+from slack_approvals.state.plans import new_request_id
 from tests.conftest import Backend
 
 from .support import CHANNEL, MAYA, REQUESTER, snapshot, spec

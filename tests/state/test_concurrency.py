@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from state import ApprovalStore, DecideStatus, Outcome, Status
+from slack_approvals.state import ApprovalStore, DecideStatus, Outcome, Status
 from tests.conftest import Backend
 
 from .support import spec

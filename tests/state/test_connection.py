@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from state import (
+from slack_approvals.state import (
     ApprovalStore,
     AsyncApprovalStore,
     DecideStatus,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from state import ApprovalStore, DecideStatus, Status
+from slack_approvals.state import ApprovalStore, DecideStatus, Status
 from tests.conftest import RedisServer, start_redis_server
 
 from .support import FRANK, MAYA, spec

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from state import ApprovalStore, AsyncApprovalStore, RequestSpec, connect, connect_async
+from slack_approvals.state import ApprovalStore, AsyncApprovalStore, RequestSpec, connect, connect_async
 from tests.conftest import RedisServer
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from state import ApprovalRequest, ApprovalStore, RequestNotFound, RequestSpec
-from state.plans import new_request_id
+from slack_approvals.state import ApprovalRequest, ApprovalStore, RequestNotFound, RequestSpec
+from slack_approvals.state.plans import new_request_id
 from tests.conftest import Backend
 
 REQUESTER = "U00REQ"

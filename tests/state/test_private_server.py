@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from state.private_server import (
+from slack_approvals.state.private_server import (
     STATE_FILE,
     PrivateServer,
     ensure_private_server,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from state import ApprovalStore, AsyncApprovalStore, DecideStatus, RequestSpec, Status
+from slack_approvals.state import ApprovalStore, AsyncApprovalStore, DecideStatus, RequestSpec, Status
 from tests.conftest import Backend
 
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from state import (
+from slack_approvals.state import (
     ApprovalRequest,
     ApprovalStore,
     AsyncApprovalStore,
@@ -23,7 +23,7 @@ from state import (
     Outcome,
     Status,
 )
-from state.plans import new_request_id
+from slack_approvals.state.plans import new_request_id
 from tests.conftest import Backend
 
 from .support import (
