@@ -26,6 +26,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from slack_approvals.bot.ids import request_id_of_vote_block
 from slack_approvals.sandbox.server import SandboxServer
 from slack_approvals.state.models import ApprovalRequest, Status
 from slack_approvals.state.private_server import ensure_private_server, stop_private_server
@@ -56,8 +57,9 @@ class DemoStack:
         for call in self.sandbox.api_calls("chat.postMessage"):
             for block in call.args.get("blocks") or []:
                 block_id = str(block.get("block_id", "")) if isinstance(block, dict) else ""
-                if block_id.startswith("vote:"):
-                    ids.append(block_id.removeprefix("vote:"))
+                request_id = request_id_of_vote_block(block_id)
+                if request_id is not None:
+                    ids.append(request_id)
         return ids
 
     def refresh(self) -> list[ApprovalRequest]:

@@ -28,7 +28,14 @@ from slack_sdk.models.views import View
 
 from slack_approvals.state.models import MAX_REASON, ApprovalRequest, Status
 
-from .ids import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REJECT_ACTION, REJECT_MODAL
+from .ids import (
+    APPROVE_ACTION,
+    REASON_BLOCK,
+    REASON_INPUT,
+    REJECT_ACTION,
+    REJECT_MODAL,
+    vote_block_id,
+)
 from .text import escape, fit, group_mention, mention, slack_date
 
 OUTCOME_LINES = {
@@ -109,7 +116,7 @@ def vote_buttons(request: ApprovalRequest) -> ActionsBlock:
         deny="Cancel",
     )
     return ActionsBlock(
-        block_id=f"vote:{request.id}",
+        block_id=vote_block_id(request.id),
         elements=[
             ButtonElement(text="Approve", action_id=APPROVE_ACTION, value=request.id,
                           style="primary", confirm=confirm),

@@ -28,8 +28,7 @@ from slack_approvals.flows.services import flow_config, services_installed
 from slack_approvals.sandbox.config import DEFAULT_BOT_TOKEN
 from slack_approvals.state import Outcome, RequestSpec
 from tests.conftest import RedisServer
-
-from .support import DEPLOYS, FRANK, MAYA, REQUESTER, Approvers, FlowEnv, decided_events
+from tests.flows.support import DEPLOYS, FRANK, MAYA, REQUESTER, Approvers, FlowEnv, decided_events
 
 UI = "http://prefect.example:4200"
 
