@@ -130,7 +130,7 @@ def web_api_routes(
                     body = handler(workspace, args)
         except SlackError as exc:
             body = exc.to_body()
-        workspace.log_api_call(method, args, body, status)
+        workspace.traffic.log_api_call(method, args, body, status)
         return _json(body, status, headers)
 
     async def respond(request: Request) -> Response:
@@ -143,7 +143,7 @@ def web_api_routes(
         if not isinstance(body, dict):
             return PlainTextResponse("invalid_payload", status_code=400)
         try:
-            target = workspace.use_response_url(request.path_params["token"])
+            target = workspace.tokens.use_response_url(request.path_params["token"])
         except SlackError as exc:
             return PlainTextResponse(exc.code, status_code=404)
         try:

@@ -18,7 +18,7 @@ import httpx
 from slack_approvals.sandbox.config import SandboxConfig
 from slack_approvals.sandbox.records import Delivery, DeliveryKind
 from slack_approvals.sandbox.socket_mode import EnvelopeType, SocketClosed, SocketModeHub
-from slack_approvals.sandbox.workspace import Workspace
+from slack_approvals.sandbox.traffic import Traffic
 
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 
@@ -52,8 +52,8 @@ def describe_failure(delivery: Delivery, app_name: str) -> str:
 class Deliverer:
     """Sends to the app. Signatures use wall-clock time because the app checks them against it."""
 
-    def __init__(self, workspace: Workspace, config: SandboxConfig) -> None:
-        self._workspace = workspace
+    def __init__(self, traffic: Traffic, config: SandboxConfig) -> None:
+        self._traffic = traffic
         self._config = config
         self._client = httpx.Client(timeout=config.delivery_timeout)
         self.socket_mode = SocketModeHub()
@@ -84,7 +84,7 @@ class Deliverer:
             return self._send_envelope(kind, user_id, payload)
         url = self._config.request_url
         if not url:
-            return self._workspace.record_delivery(
+            return self._traffic.record_delivery(
                 kind=kind,
                 user_id=user_id,
                 payload=payload,
@@ -118,7 +118,7 @@ class Deliverer:
         except httpx.TransportError as exc:
             error = "connection_failed"
             text = str(exc)
-        return self._workspace.record_delivery(
+        return self._traffic.record_delivery(
             kind=kind,
             user_id=user_id,
             payload=payload,
@@ -148,7 +148,7 @@ class Deliverer:
             error = "timeout"
         except SocketClosed:
             error = "connection_failed"
-        return self._workspace.record_delivery(
+        return self._traffic.record_delivery(
             kind=kind,
             user_id=user_id,
             payload=payload,

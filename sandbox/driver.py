@@ -108,7 +108,7 @@ class Driver:
     ) -> None:
         self.workspace = workspace
         self.config = config
-        self.deliverer = deliverer or Deliverer(workspace, config)
+        self.deliverer = deliverer or Deliverer(workspace.traffic, config)
 
     def close(self) -> None:
         self.deliverer.close()
@@ -133,7 +133,7 @@ class Driver:
     def _notice_if_failed(self, delivery: Delivery, channel_id: str | None) -> None:
         if not delivery.ok:
             name = self.workspace.directory.bot.display_name
-            self.workspace.add_notice(delivery.user_id, describe_failure(delivery, name), channel_id)
+            self.workspace.notices.add(delivery.user_id, describe_failure(delivery, name), channel_id)
 
     # actions -------------------------------------------------------------------------
 
@@ -151,14 +151,14 @@ class Driver:
         channel_id = self._channel_for(user_id, channel_id)
         ws = self.workspace
         try:
-            message, is_ephemeral = ws.message(channel_id, message_ts), False
+            message, is_ephemeral = ws.messages.get(channel_id, message_ts), False
         except SlackError:
             try:
-                message, is_ephemeral = ws.ephemeral(user_id, channel_id, message_ts), True
+                message, is_ephemeral = ws.ephemerals.get(user_id, channel_id, message_ts), True
             except SlackError:
                 raise DriverError(f"no message {message_ts} in {channel_id}") from None
         bid, element = _find_element(_message_blocks(message), action_id, block_id, value)
-        token = ws.issue_response_url(
+        token = ws.tokens.issue_response_url(
             "message", user_id, channel_id, message_ts=message_ts, is_ephemeral=is_ephemeral
         )
         payload = payloads.message_block_actions(
@@ -169,7 +169,7 @@ class Driver:
             message=message,
             is_ephemeral=is_ephemeral,
             action=payloads.action_json(bid, element, ws.mint.next_ts(ws.now())),
-            trigger_id=ws.issue_trigger(user_id),
+            trigger_id=ws.tokens.issue_trigger(user_id),
             response_url=self.config.response_url(token),
         )
         delivery = self.deliverer.send_interaction("block_actions", user_id, payload)
@@ -189,10 +189,10 @@ class Driver:
         self._person(user_id)
         ws = self.workspace
         try:
-            record = ws.view_record(view_id)
+            record = ws.views.record(view_id)
         except SlackError:
             raise DriverError(f"no view {view_id!r}") from None
-        top = ws.top_modal(user_id)
+        top = ws.views.top_modal(user_id)
         if record.user_id != user_id or (record.type == "modal" and (top is None or top.id != view_id)):
             raise DriverError(f"{user_id} is not looking at view {view_id}")
         bid, element = _find_element(record.spec.get("blocks", []), action_id, block_id, value)
@@ -200,9 +200,9 @@ class Driver:
             ws.directory,
             self.config,
             user_id=user_id,
-            view=ws.view(view_id),
+            view=ws.views.get(view_id),
             action=payloads.action_json(bid, element, ws.mint.next_ts(ws.now())),
-            trigger_id=ws.issue_trigger(user_id),
+            trigger_id=ws.tokens.issue_trigger(user_id),
         )
         delivery = self.deliverer.send_interaction("block_actions", user_id, payload)
         self._notice_if_failed(delivery, None)
@@ -216,14 +216,14 @@ class Driver:
         block_id: str | None = None,
         value: str | None = None,
     ) -> ActionResult:
-        home = self.workspace.home_view(user_id)
+        home = self.workspace.views.home(user_id)
         if home is None:
             raise DriverError(f"no Home tab has been published for {user_id}")
         return self.click_view(user_id, home.id, action_id, block_id=block_id, value=value)
 
     def _top_modal(self, user_id: str, view_id: str | None) -> ViewRecord:
         self._person(user_id)
-        record = self.workspace.top_modal(user_id)
+        record = self.workspace.views.top_modal(user_id)
         if record is None:
             raise DriverError(f"{user_id} has no modal open")
         if view_id is not None and view_id != record.id:
@@ -246,20 +246,20 @@ class Driver:
             state, errors = build_state(record.spec.get("blocks", []), values or {})
         except UnknownInputError as exc:
             raise DriverError(str(exc)) from None
-        ws.set_view_state(record.id, state)
-        ws.set_view_errors(record.id, errors)
+        ws.views.set_state(record.id, state)
+        ws.views.set_errors(record.id, errors)
         if errors:
             return ActionResult("view_submission", None, errors)
         payload = payloads.view_submission(
             ws.directory,
             self.config,
             user_id=user_id,
-            view=ws.view(record.id),
-            trigger_id=ws.issue_trigger(user_id),
+            view=ws.views.get(record.id),
+            trigger_id=ws.tokens.issue_trigger(user_id),
         )
         delivery = self.deliverer.send_interaction("view_submission", user_id, payload)
         if not delivery.ok:
-            ws.add_notice(user_id, CONNECTION_TROUBLE)
+            ws.notices.add(user_id, CONNECTION_TROUBLE)
             return ActionResult("view_submission", delivery)
         return ActionResult(
             "view_submission", delivery, self._apply_submission_reply(user_id, record.id, delivery.body)
@@ -267,40 +267,40 @@ class Driver:
 
     def _apply_submission_reply(self, user_id: str, view_id: str, raw: str) -> dict[str, str]:
         ws = self.workspace
-        if view_id not in ws.modal_stack(user_id):
+        if view_id not in ws.views.modal_stack(user_id):
             # The app already closed or replaced the stack while handling the submission.
             return {}
         if not raw.strip():
-            ws.close_modal(user_id, view_id)
+            ws.views.close_modal(user_id, view_id)
             return {}
         try:
             reply = json.loads(raw)
         except json.JSONDecodeError:
-            ws.add_notice(user_id, CONNECTION_TROUBLE)
+            ws.notices.add(user_id, CONNECTION_TROUBLE)
             return {}
         action = reply.get("response_action") if isinstance(reply, dict) else None
         try:
             if action is None:
-                ws.close_modal(user_id, view_id)
+                ws.views.close_modal(user_id, view_id)
             elif action == "errors":
                 errors = reply.get("errors")
                 if not isinstance(errors, dict) or not errors:
                     raise SlackError("invalid_response_action_errors")
                 shown = {str(k): str(v) for k, v in errors.items()}
-                ws.set_view_errors(view_id, shown)
+                ws.views.set_errors(view_id, shown)
                 return shown
             elif action == "update":
                 require_valid_view(reply.get("view"))
-                ws.update_view(reply["view"], view_id=view_id)
+                ws.views.update(reply["view"], view_id=view_id)
             elif action == "push":
                 require_valid_view(reply.get("view"))
-                ws.push_modal(user_id, reply["view"])
+                ws.views.push_modal(user_id, reply["view"])
             elif action == "clear":
-                ws.close_modal(user_id, view_id, everything=True)
+                ws.views.close_modal(user_id, view_id, everything=True)
             else:
                 raise SlackError("invalid_response_action")
         except SlackError as exc:
-            ws.add_notice(user_id, f"{CONNECTION_TROUBLE} ({exc.code})")
+            ws.notices.add(user_id, f"{CONNECTION_TROUBLE} ({exc.code})")
         return {}
 
     def close_view(self, user_id: str, view_id: str | None = None) -> ActionResult:
@@ -308,8 +308,8 @@ class Driver:
         ws = self.workspace
         record = self._top_modal(user_id, view_id)
         cleared = bool(record.spec.get("clear_on_close"))
-        closing = ws.view(record.id)
-        ws.close_modal(user_id, record.id, everything=cleared)
+        closing = ws.views.get(record.id)
+        ws.views.close_modal(user_id, record.id, everything=cleared)
         if not record.spec.get("notify_on_close"):
             return ActionResult("view_closed", None)
         payload = payloads.view_closed(
@@ -324,7 +324,7 @@ class Driver:
             raise DriverError(f"not a slash command: {command!r}")
         channel_id = self._channel_for(user_id, channel_id)
         ws = self.workspace
-        token = ws.issue_response_url("command", user_id, channel_id)
+        token = ws.tokens.issue_response_url("command", user_id, channel_id)
         fields = payloads.slash_command(
             ws.directory,
             self.config,
@@ -332,7 +332,7 @@ class Driver:
             channel_id=channel_id,
             command=command,
             text=text,
-            trigger_id=ws.issue_trigger(user_id),
+            trigger_id=ws.tokens.issue_trigger(user_id),
             response_url=self.config.response_url(token),
         )
         delivery = self.deliverer.send_command(user_id, fields)
@@ -350,18 +350,18 @@ class Driver:
         return ActionResult("slash_command", delivery)
 
     def _slackbot_says(self, user_id: str, channel_id: str, text: str) -> None:
-        self.workspace.post_ephemeral(channel_id, user_id, text=text, from_bot=False)
+        self.workspace.ephemerals.post(channel_id, user_id, text=text, from_bot=False)
 
     def open_home(self, user_id: str) -> ActionResult:
         """Opens the app's Home tab, which sends `app_home_opened` to the app."""
         self._person(user_id)
         ws = self.workspace
-        home = ws.home_view(user_id)
+        home = ws.views.home(user_id)
         envelope = payloads.app_home_opened(
             ws.directory,
             self.config,
             user_id=user_id,
-            view=ws.view(home.id) if home else None,
+            view=ws.views.get(home.id) if home else None,
             event_id=ws.mint.event_id(),
             now=ws.now(),
         )
@@ -374,41 +374,41 @@ class Driver:
         channel_id = self._channel_for(user_id, channel_id)
         if not text.strip():
             raise DriverError("empty message")
-        return self.workspace.post_message(channel_id, text=text, user_id=user_id)
+        return self.workspace.messages.post(channel_id, text=text, user_id=user_id)
 
     # queries ---------------------------------------------------------------------------
 
     def messages(self, channel_id: str) -> list[dict[str, Any]]:
-        return self.workspace.messages(self.workspace.directory.channel(channel_id).id)
+        return self.workspace.messages.history(self.workspace.directory.channel(channel_id).id)
 
     def message(self, channel_id: str, ts: str) -> dict[str, Any]:
-        return self.workspace.message(self.workspace.directory.channel(channel_id).id, ts)
+        return self.workspace.messages.get(self.workspace.directory.channel(channel_id).id, ts)
 
     def ephemerals(self, user_id: str, channel_id: str | None = None) -> list[dict[str, Any]]:
-        return self.workspace.ephemerals(user_id, channel_id)
+        return self.workspace.ephemerals.shown_to(user_id, channel_id)
 
     def open_view(self, user_id: str) -> dict[str, Any] | None:
         """The modal on top of the person's stack, as Slack's view object."""
-        record = self.workspace.top_modal(user_id)
-        return self.workspace.view(record.id) if record else None
+        record = self.workspace.views.top_modal(user_id)
+        return self.workspace.views.get(record.id) if record else None
 
     def modal_errors(self, user_id: str) -> dict[str, str]:
         """Errors shown under the inputs of the person's top modal."""
-        record = self.workspace.top_modal(user_id)
+        record = self.workspace.views.top_modal(user_id)
         return dict(record.errors) if record else {}
 
     def home_view(self, user_id: str) -> dict[str, Any] | None:
-        record = self.workspace.home_view(user_id)
-        return self.workspace.view(record.id) if record else None
+        record = self.workspace.views.home(user_id)
+        return self.workspace.views.get(record.id) if record else None
 
     def api_calls(self, method: str | None = None) -> list[ApiCall]:
-        return self.workspace.api_calls(method)
+        return self.workspace.traffic.api_calls(method)
 
     def deliveries(self, kind: DeliveryKind | None = None) -> list[Delivery]:
-        return self.workspace.deliveries(kind)
+        return self.workspace.traffic.deliveries(kind)
 
     def notices(self, user_id: str) -> list[Notice]:
-        return self.workspace.notices(user_id)
+        return self.workspace.notices.shown_to(user_id)
 
     def wait_for(
         self, condition: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition"

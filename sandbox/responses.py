@@ -53,26 +53,26 @@ def apply_reply(
     original = target.message_ts if target.kind == "message" else None
     if original is not None and body.get("delete_original"):
         if target.is_ephemeral:
-            ws.delete_ephemeral(target.user_id, target.channel_id, original)
+            ws.ephemerals.delete(target.user_id, target.channel_id, original)
         else:
-            ws.delete_message(target.channel_id, original, require_bot=False)
+            ws.messages.delete(target.channel_id, original, require_bot=False)
         return
     text, blocks = _content(body)
     if original is not None and body.get("replace_original"):
         if target.is_ephemeral:
-            ws.replace_ephemeral(target.user_id, target.channel_id, original, text=text, blocks=blocks)
+            ws.ephemerals.replace(target.user_id, target.channel_id, original, text=text, blocks=blocks)
         else:
-            ws.replace_message(target.channel_id, original, text=text, blocks=blocks)
+            ws.messages.replace(target.channel_id, original, text=text, blocks=blocks)
         return
     if body.get("response_type") == "in_channel":
         if echo_command is not None:
-            ws.post_message(target.channel_id, text=echo_command, user_id=target.user_id)
+            ws.messages.post(target.channel_id, text=echo_command, user_id=target.user_id)
         thread_ts = body.get("thread_ts")
-        ws.post_message(
+        ws.messages.post(
             target.channel_id,
             text=text,
             blocks=blocks,
             thread_ts=str(thread_ts) if thread_ts else None,
         )
         return
-    ws.post_ephemeral(target.channel_id, target.user_id, text=text, blocks=blocks)
+    ws.ephemerals.post(target.channel_id, target.user_id, text=text, blocks=blocks)

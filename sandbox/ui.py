@@ -26,9 +26,9 @@ KEEPALIVE_SECONDS = 15.0
 def _modal_json(driver: Driver, record: ViewRecord | None, user_id: str) -> dict[str, Any] | None:
     if record is None:
         return None
-    view = driver.workspace.view(record.id)
+    view = driver.workspace.views.get(record.id)
     view["errors"] = dict(record.errors)
-    view["depth"] = len(driver.workspace.modal_stack(user_id))
+    view["depth"] = len(driver.workspace.views.modal_stack(user_id))
     return view
 
 
@@ -44,7 +44,7 @@ def snapshot(driver: Driver, user_id: str, channel_id: str | None) -> dict[str, 
     channels = [
         {"id": c.id, "name": c.name, "is_im": d.im_owner(c.id) is not None, "topic": c.topic} for c in visible
     ]
-    home = ws.home_view(user_id)
+    home = ws.views.home(user_id)
     return {
         "version": ws.version,
         "user": user_id,
@@ -71,17 +71,17 @@ def snapshot(driver: Driver, user_id: str, channel_id: str | None) -> dict[str, 
         ],
         "channels": channels,
         "channel": current,
-        "messages": ws.messages(current, limit=MESSAGES_SHOWN),
-        "ephemerals": ws.ephemerals(user_id, current),
-        "modal": _modal_json(driver, ws.top_modal(user_id), user_id),
-        "home": ws.view(home.id) if home else None,
+        "messages": ws.messages.history(current, limit=MESSAGES_SHOWN),
+        "ephemerals": ws.ephemerals.shown_to(user_id, current),
+        "modal": _modal_json(driver, ws.views.top_modal(user_id), user_id),
+        "home": ws.views.get(home.id) if home else None,
         "notices": [
             {"id": n.id, "text": n.text, "channel_id": n.channel_id, "time": n.time}
-            for n in ws.notices(user_id)
+            for n in ws.notices.shown_to(user_id)
         ],
         "deliveries": [
             {k: v for k, v in dl.to_json().items() if k != "payload"}
-            for dl in ws.deliveries()[-DELIVERIES_SHOWN:]
+            for dl in ws.traffic.deliveries()[-DELIVERIES_SHOWN:]
         ],
     }
 
@@ -139,7 +139,7 @@ ACTIONS: dict[str, Action] = {
 
 
 def _dismiss(driver: Driver, body: dict[str, Any]) -> dict[str, Any]:
-    driver.workspace.dismiss_notice(int(_need(body, "id")))
+    driver.workspace.notices.dismiss(int(_need(body, "id")))
     return {"ok": True}
 
 
@@ -186,7 +186,7 @@ def ui_routes(driver: Driver, closing: threading.Event) -> list[BaseRoute]:
         return _result(result)
 
     async def deliveries(request: Request) -> Response:
-        return JSONResponse([d.to_json() for d in driver.workspace.deliveries()])
+        return JSONResponse([d.to_json() for d in driver.workspace.traffic.deliveries()])
 
     async def api_calls(request: Request) -> Response:
         method = request.query_params.get("method")
@@ -199,7 +199,7 @@ def ui_routes(driver: Driver, closing: threading.Event) -> list[BaseRoute]:
                     "status": c.status,
                     "time": c.time,
                 }
-                for c in driver.workspace.api_calls(method)
+                for c in driver.workspace.traffic.api_calls(method)
             ]
         )
 

@@ -135,7 +135,7 @@ def chat_post_message(ws: Workspace, args: Args) -> dict[str, Any]:
     text, blocks, extra = _message_content(args, require_content=True)
     if text is None:
         text = BLOCKS_ONLY_TEXT if blocks else ""
-    message = ws.post_message(
+    message = ws.messages.post(
         channel.id,
         text=text,
         blocks=blocks,
@@ -151,7 +151,7 @@ def chat_update(ws: Workspace, args: Args) -> dict[str, Any]:
     text, blocks, extra = _message_content(args, require_content=False)
     if text is None and blocks is None and not extra:
         raise SlackError("no_text")
-    message = ws.update_message(channel.id, ts, text=text, blocks=blocks, extra=extra)
+    message = ws.messages.update(channel.id, ts, text=text, blocks=blocks, extra=extra)
     return {
         "ok": True,
         "channel": channel.id,
@@ -167,14 +167,14 @@ def chat_post_ephemeral(ws: Workspace, args: Args) -> dict[str, Any]:
     text, blocks, extra = _message_content(args, require_content=True)
     if text is None:
         text = BLOCKS_ONLY_TEXT if blocks else ""
-    message = ws.post_ephemeral(channel.id, user.id, text=text, blocks=blocks, extra=extra)
+    message = ws.ephemerals.post(channel.id, user.id, text=text, blocks=blocks, extra=extra)
     return {"ok": True, "message_ts": message["ts"]}
 
 
 def chat_delete(ws: Workspace, args: Args) -> dict[str, Any]:
     channel = ws.directory.channel(_required(args, "channel", "channel_not_found"))
     ts = _required(args, "ts", "message_not_found")
-    ws.delete_message(channel.id, ts)
+    ws.messages.delete(channel.id, ts)
     return {"ok": True, "channel": channel.id, "ts": ts}
 
 
@@ -200,14 +200,14 @@ def _trigger_arg(args: Args) -> str:
 
 def views_open(ws: Workspace, args: Args) -> dict[str, Any]:
     view = _view_arg(args, kind="modal")
-    user_id = ws.consume_trigger(_trigger_arg(args))
-    return {"ok": True, "view": ws.open_modal(user_id, view)}
+    user_id = ws.tokens.consume_trigger(_trigger_arg(args))
+    return {"ok": True, "view": ws.views.open_modal(user_id, view)}
 
 
 def views_push(ws: Workspace, args: Args) -> dict[str, Any]:
     view = _view_arg(args, kind="modal")
-    user_id = ws.consume_trigger(_trigger_arg(args))
-    return {"ok": True, "view": ws.push_modal(user_id, view)}
+    user_id = ws.tokens.consume_trigger(_trigger_arg(args))
+    return {"ok": True, "view": ws.views.push_modal(user_id, view)}
 
 
 def views_update(ws: Workspace, args: Args) -> dict[str, Any]:
@@ -217,14 +217,14 @@ def views_update(ws: Workspace, args: Args) -> dict[str, Any]:
         raise SlackError("invalid_arguments", messages=["view_id or external_id is required"])
     view = _json_arg(args, "view", "invalid_arguments")
     require_valid_view(view)
-    updated = ws.update_view(view, view_id=view_id, external_id=external_id, hash=_text_arg(args, "hash"))
+    updated = ws.views.update(view, view_id=view_id, external_id=external_id, hash=_text_arg(args, "hash"))
     return {"ok": True, "view": updated}
 
 
 def views_publish(ws: Workspace, args: Args) -> dict[str, Any]:
     user_id = _required(args, "user_id", "user_not_found")
     view = _view_arg(args, kind="home")
-    return {"ok": True, "view": ws.publish_home(user_id, view, hash=_text_arg(args, "hash"))}
+    return {"ok": True, "view": ws.views.publish_home(user_id, view, hash=_text_arg(args, "hash"))}
 
 
 # users and groups -----------------------------------------------------------------------
@@ -297,7 +297,7 @@ def conversations_open(ws: Workspace, args: Args) -> dict[str, Any]:
 
 def conversations_history(ws: Workspace, args: Args) -> dict[str, Any]:
     channel = ws.directory.channel(_required(args, "channel", "channel_not_found"))
-    newest_first = list(reversed(ws.messages(channel.id)))
+    newest_first = list(reversed(ws.messages.history(channel.id)))
     chunk, cursor = _page(newest_first, {**args, "limit": _int_arg(args, "limit", 100)})
     return {
         "ok": True,
