@@ -11,21 +11,13 @@ import typer
 from slack_approvals.state.private_server import ensure_private_server, stop_private_server
 
 from . import cli_requests
-from .cli_requests import EXIT_ERROR
-from .settings import Settings, SettingsError, load_settings
+from .cli_support import EXIT_ERROR, settings_or_exit
+from .settings import SettingsError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Slack-button approvals for Prefect flows, backed by Redis.")
 redis_app = typer.Typer(no_args_is_help=True, help="The private Redis used when REDIS_URL is unset.")
 app.add_typer(redis_app, name="redis")
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(EXIT_ERROR) from e
 
 
 @redis_app.command("start")
@@ -122,9 +114,10 @@ def demo(
                                                "10m otherwise).")] = "",
 ) -> None:
     """The whole product locally: private Redis, a sandbox Slack, the bot, and real flows."""
+    from slack_approvals.core.durations import parse_duration
+
     from .demo import run_demo
     from .demo_scenario import demo_scenario
-    from .durations import parse_duration
 
     settings = settings_or_exit()
     try:

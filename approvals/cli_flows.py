@@ -25,7 +25,7 @@ from slack_approvals.flows.registry import (
 )
 from slack_approvals.flows.services import BOOTSTRAP_ENV
 
-from .cli_requests import EXIT_ERROR
+from .cli_support import EXIT_ERROR, settings_or_exit
 from .launching import install_services, prefect_api_url
 
 BOOTSTRAP = "slack_approvals.approvals.launching:install_services_from_environment"
@@ -58,8 +58,6 @@ def show(result: object) -> str:
 
 def run_command(flow: str | None, param: list[str]) -> None:
     """Run one registered flow here and print its result (exit 1 if it fails)."""
-    from .cli import settings_or_exit  # cli imports this module lazily, inside the command
-
     if flow is None:
         for name, entry in sorted(REGISTRY.items()):
             typer.echo(f"{name:24} {entry.description}")
@@ -84,8 +82,6 @@ def run_command(flow: str | None, param: list[str]) -> None:
 
 def serve_command(limit: int | None) -> None:
     """Serve every registered flow as the deployment `<flow>/slack-approvals`."""
-    from .cli import settings_or_exit
-
     settings = settings_or_exit()
     install_services(settings)
     # Each flow run starts in a new process, which installs the services the same way.

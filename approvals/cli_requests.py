@@ -11,23 +11,17 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from slack_approvals.state.errors import ApprovalError
+from slack_approvals.core.durations import parse_duration
+from slack_approvals.state.closing import Closer
+from slack_approvals.state.errors import StoreError
 from slack_approvals.state.models import ApprovalRequest, Decision, Fact, Outcome, RequestSpec, Status
 
-from .durations import parse_duration
-from .runtime import build_messenger
+from .cli_support import EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT, fail
+from .runtime import build_closer
 from .settings import Settings
 from .wiring import sync_store
 
-# 0/1/2 are decisions a shell script branches on; anything that went wrong is 3, never a
-# code that could be read as a decision.
-EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT, EXIT_ERROR = 0, 1, 2, 3
 console = Console()
-
-
-def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def parse_facts(pairs: list[str]) -> list[Fact]:
@@ -46,19 +40,24 @@ def exit_code(decision: Decision) -> int:
     return EXIT_APPROVED if decision.approved else EXIT_REJECTED
 
 
-def wait_for(settings: Settings, request: ApprovalRequest) -> Decision:
+def report_to_prefect(request: ApprovalRequest) -> None:
+    """A decision the CLI itself records (a timeout) becomes an `approval.decided` event, as
+    the bot's do; Prefect is loaded only then, so the other commands stay quick."""
+    from .launching import emit_decision_event
+
+    emit_decision_event(request)
+
+
+def wait_for(closer: Closer, request: ApprovalRequest, wait_slice: float) -> Decision:
     """Block on Redis in slices; past the deadline apply the timeout outcome ourselves, in
     case no bot (and so no sweeper) is running."""
-    messenger = build_messenger(settings)
-    store = messenger.store
     while True:
-        decision = store.wait(request.id, settings.approvals_wait_slice_seconds)
+        decision = closer.store.wait(request.id, wait_slice)
         if decision is not None:
             return decision
         if datetime.now(UTC) >= request.deadline:
-            closed = store.expire(request.id)
+            closed = closer.expire(request.id)
             if closed.request is not None and closed.request.decision is not None:
-                messenger.refresh(closed.request)
                 return closed.request.decision
             time.sleep(0.2)  # the server clock lags ours slightly: ask again shortly
 
@@ -86,13 +85,12 @@ def request_command(
         raise fail(f"{where}: {first['msg']}") from e
     except ValueError as e:
         raise fail(str(e)) from e
-    messenger = build_messenger(settings)
-    request = messenger.store.create(spec, idempotency_key)
-    request = messenger.post(request)
+    closer = build_closer(settings, on_decision=report_to_prefect)
+    request = closer.board.post(closer.store.create(spec, idempotency_key))
     typer.echo(f"{request.id} posted to {request.message_channel} (ts {request.message_ts})")
     if not wait:
         return
-    decision = wait_for(settings, request)
+    decision = wait_for(closer, request, settings.approvals_wait_slice_seconds)
     who = f" by {decision.decided_by}" if decision.decided_by else ""
     reason = f": {decision.reason}" if decision.reason else ""
     typer.echo(f"{request.id} {decision.status.value}{who}{reason}")
@@ -114,7 +112,7 @@ def pending_command(settings: Settings, user: str | None, as_json: bool) -> None
 def show_command(settings: Settings, request_id: str, as_json: bool) -> None:
     try:
         request = sync_store(settings).get(request_id)
-    except ApprovalError as e:
+    except StoreError as e:
         raise fail(str(e)) from e
     if as_json:
         typer.echo(request.model_dump_json(indent=2))
@@ -133,7 +131,7 @@ def show_command(settings: Settings, request_id: str, as_json: bool) -> None:
 def audit_command(settings: Settings, request_id: str, as_json: bool) -> None:
     try:
         events = sync_store(settings).audit(request_id)
-    except ApprovalError as e:
+    except StoreError as e:
         raise fail(str(e)) from e
     if as_json:
         typer.echo(json.dumps([e.model_dump(mode="json", exclude_none=True) for e in events],

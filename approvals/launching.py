@@ -61,7 +61,8 @@ def services_factory(settings: Settings, redis_url: str | None = None) -> Servic
     """Connects on first use, so installing it costs nothing and starts no Redis."""
     def build() -> Services:
         url = redis_url or resolve_redis_url(settings)
-        return Services(build_messenger(settings, url), lambda: async_store(settings, url))
+        messenger = build_messenger(settings, url)
+        return Services(messenger.store, messenger, lambda: async_store(settings, url))
     return build
 
 

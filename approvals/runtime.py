@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_bolt import App
@@ -16,7 +15,7 @@ from slack_approvals.bot.launcher import Launcher
 from slack_approvals.bot.messenger import Messenger
 from slack_approvals.bot.sweeper import Sweeper
 from slack_approvals.bot.web import build_web_app
-from slack_approvals.state.models import ApprovalRequest
+from slack_approvals.state.closing import Closer, DecisionListener
 
 from .settings import Settings
 from .wiring import sync_store
@@ -31,12 +30,20 @@ class BotRuntime:
 
 
 def build_messenger(settings: Settings, redis_url: str | None = None) -> Messenger:
+    """One Redis connection pool and one Slack client, shared by the store and the messenger."""
     client = make_client(settings.bot_token(), settings.slack_api_url)
     return Messenger(client, sync_store(settings, redis_url))
 
 
+def build_closer(settings: Settings, on_decision: DecisionListener | None = None,
+                 redis_url: str | None = None) -> Closer:
+    """The close path for a process without a bot (the CLI): same store, same messenger."""
+    messenger = build_messenger(settings, redis_url)
+    return Closer(messenger.store, messenger, on_decision=on_decision)
+
+
 def build_runtime(settings: Settings, *, launcher: Launcher | None = None,
-                  on_decision: Callable[[ApprovalRequest], None] | None = None,
+                  on_decision: DecisionListener | None = None,
                   redis_url: str | None = None) -> BotRuntime:
     messenger = build_messenger(settings, redis_url)
     deps = BotDeps(store=messenger.store, messenger=messenger,

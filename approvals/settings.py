@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from slack_approvals.core.errors import ApprovalsError
 from slack_approvals.state.connection import parse_redis_url
 from slack_approvals.state.errors import RedisSetupError
 from slack_approvals.state.models import CHANNEL_PATTERN, USER_ID_PATTERN
@@ -20,7 +21,7 @@ from slack_approvals.state.models import CHANNEL_PATTERN, USER_ID_PATTERN
 SLACK_API_DEFAULT = "https://slack.com/api/"
 
 
-class SettingsError(Exception):
+class SettingsError(ApprovalsError):
     """A setting is missing or malformed; the message is one line naming it."""
 
 

@@ -25,7 +25,7 @@ def gate_services(redis_url: str, api_url: str = UNUSED_API_URL,
 
     def build() -> Services:
         store = ApprovalStore(connect(redis_url))
-        return Services(Messenger(make_client(BOT_TOKEN, api_url), store),
+        return Services(store, Messenger(make_client(BOT_TOKEN, api_url), store),
                         lambda: AsyncApprovalStore(connect_async(redis_url)))
 
     config = FlowConfig(channel=CHANNEL, approvers=(APPROVER,), requester=REQUESTER,

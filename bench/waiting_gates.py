@@ -175,9 +175,15 @@ def child_main() -> None:
     kind = config["kind"]
     if kind == "flow":
         from slack_approvals.flows.gates import wait_for_decision
+        from slack_approvals.state.connection import connect
+        from slack_approvals.state.store import ApprovalStore
+
+        # Read before the measurement, as request_approval hands the deadline to the wait.
+        store = ApprovalStore(connect(config["url"]))
+        deadlines = {request_id: store.get(request_id).deadline for request_id in config["ids"]}
 
         async def task_wait(request_id: str) -> bool:
-            decision = await wait_for_decision(request_id)
+            decision = await wait_for_decision(request_id, deadlines[request_id])
             return bool(decision.approved)
 
         with flow_context(config) as run_all:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from slack_approvals.state.models import ApprovalRequest
+from slack_approvals.state.closing import Closer, DecisionListener
 from slack_approvals.state.store import ApprovalStore
 
 from .groups import GroupResolver
@@ -21,8 +20,13 @@ class BotDeps:
     groups: GroupResolver
     launcher: Launcher | None = None
     # Called after every final decision, e.g. to emit a Prefect event; must not raise.
-    on_decision: Callable[[ApprovalRequest], None] | None = None
+    on_decision: DecisionListener | None = None
     # Slack calls that follow an ack (message edits, ephemerals, modals) run here, so the ack
     # leaves as soon as the vote is in Redis; shut down with wait=True to finish them on stop.
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-followup"))
+    # The one path for closing without a vote and showing any decision (state.closing).
+    closer: Closer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.closer = Closer(self.store, self.messenger, on_decision=self.on_decision)

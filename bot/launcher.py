@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from slack_approvals.core.errors import ApprovalsError
 
-class LaunchError(Exception):
+
+class LaunchError(ApprovalsError):
     """The flow name or its parameters were refused; the message is shown to the user."""
 
 

@@ -1,10 +1,12 @@
-"""Posts and edits a request's Slack message; used by the bot, the flows and the CLI alike."""
+"""Posts and edits Slack messages for requests; the MessageBoard that bot, flows and CLI share."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import weakref
+from collections import OrderedDict
+from typing import Any
 
 from slack_sdk import WebClient
 
@@ -15,17 +17,22 @@ from .blocks import request_message
 
 log = logging.getLogger(__name__)
 
+SHOWN_REMEMBERED = 10_000  # requests whose last shown revision is kept, newest first
+
 
 class Messenger:
+    """Fills `state.closing.MessageBoard` (and the flows' roll-up board) with a WebClient."""
+
     def __init__(self, client: WebClient, store: ApprovalStore) -> None:
         self.client = client
         self.store = store
         self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
             weakref.WeakValueDictionary())
-        self._locks_guard = threading.Lock()
+        self._guard = threading.Lock()
+        self._shown: OrderedDict[str, tuple[int, int]] = OrderedDict()
 
     def _lock(self, request_id: str) -> threading.Lock:
-        with self._locks_guard:
+        with self._guard:
             lock = self._locks.get(request_id)
             if lock is None:
                 lock = threading.Lock()
@@ -39,8 +46,7 @@ class Messenger:
         when two posters race the store keeps the first ts and the loser deletes its copy.
         """
         if request.message_ts:
-            self.refresh(request)
-            return request
+            return self.refresh(request)
         response = self.client.chat_postMessage(channel=request.spec.channel,
                                                 **request_message(request))
         channel, ts = str(response["channel"]), str(response["ts"])
@@ -54,14 +60,30 @@ class Messenger:
         return current
 
     def refresh(self, request: ApprovalRequest) -> ApprovalRequest:
-        """Edit the posted message to show the request as Redis has it now.
+        """Edit the posted message to show `request`, as the caller just read it from Redis.
 
-        Re-read under a per-request lock: two clicks at once would otherwise race their edits,
-        and the older state could land last (buttons back on an approved request).
-        """
+        Edits of one request go out one at a time, and one older than what was already shown
+        is dropped: two clicks at once could otherwise land their edits in the wrong order
+        (buttons back on an approved request). Nothing is re-read from Redis."""
         with self._lock(request.id):
-            current = self.store.get(request.id)
-            if current.message_channel and current.message_ts:
-                self.client.chat_update(channel=current.message_channel, ts=current.message_ts,
-                                        **request_message(current))
-            return current
+            with self._guard:
+                shown = self._shown.get(request.id)
+            if shown is not None and request.revision < shown:
+                return request
+            if request.message_channel and request.message_ts:
+                self.client.chat_update(channel=request.message_channel, ts=request.message_ts,
+                                        **request_message(request))
+            with self._guard:
+                self._shown[request.id] = request.revision
+                self._shown.move_to_end(request.id)
+                while len(self._shown) > SHOWN_REMEMBERED:
+                    self._shown.popitem(last=False)
+            return request
+
+    def post_message(self, channel: str, message: dict[str, Any]) -> tuple[str, str]:
+        """A message that is not a request's (the department roll-up): its channel id and ts."""
+        response = self.client.chat_postMessage(channel=channel, **message)
+        return str(response["channel"]), str(response["ts"])
+
+    def update_message(self, channel: str, ts: str, message: dict[str, Any]) -> None:
+        self.client.chat_update(channel=channel, ts=ts, **message)

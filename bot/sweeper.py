@@ -1,4 +1,4 @@
-"""Closes overdue requests with their timeout outcome and edits their messages."""
+"""Closes overdue requests with their timeout outcome, through the one close path."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import logging
 import threading
 
 from redis.exceptions import RedisError
-from slack_sdk.errors import SlackApiError
 
 from .deps import BotDeps
-from .voting import report_decision
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +20,7 @@ class Sweeper:
         self._thread = threading.Thread(target=self._loop, name="approvals-sweeper", daemon=True)
 
     def sweep_once(self) -> int:
-        closed = self.deps.store.expire_due()
-        for request in closed:
-            try:
-                self.deps.messenger.refresh(request)
-            except SlackApiError as e:
-                log.error("could not edit timed-out request %s: %s", request.id,
-                          e.response.get("error"))
-            report_decision(self.deps, request)
-        return len(closed)
+        return len(self.deps.closer.expire_due())
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

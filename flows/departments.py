@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTe
 
 from slack_approvals.state.models import ChannelRef, Outcome, Status, UserId
 
-from .gates import approval_gate, slack_trouble
+from .gates import SLACK_RETRY_POLICY, approval_gate
 from .params import (
     FlowParams,
     GroupList,
@@ -206,19 +206,14 @@ class Rollup:
                 "blocks": [b.to_dict() for b in blocks]}
 
 
-@task(name="post-rollup", retries=4, retry_delay_seconds=[1, 5, 15, 30],
-      retry_condition_fn=slack_trouble, cache_policy=NO_CACHE)
+@task(name="post-rollup", cache_policy=NO_CACHE, **SLACK_RETRY_POLICY)
 async def post_rollup(channel: str, message: dict[str, Any]) -> tuple[str, str]:
-    client = services().messenger.client
-    response = await asyncio.to_thread(client.chat_postMessage, channel=channel, **message)
-    return str(response["channel"]), str(response["ts"])
+    return await asyncio.to_thread(services().board.post_message, channel, message)
 
 
-@task(name="update-rollup", retries=4, retry_delay_seconds=[1, 5, 15, 30],
-      retry_condition_fn=slack_trouble, cache_policy=NO_CACHE)
+@task(name="update-rollup", cache_policy=NO_CACHE, **SLACK_RETRY_POLICY)
 async def update_rollup(channel: str, ts: str, message: dict[str, Any]) -> None:
-    client = services().messenger.client
-    await asyncio.to_thread(client.chat_update, channel=channel, ts=ts, **message)
+    await asyncio.to_thread(services().board.update_message, channel, ts, message)
 
 
 @flow(name="department-review",

@@ -1,4 +1,4 @@
-"""Errors raised on purpose by the flows layer.
+"""Errors raised on purpose by the flows layer: its branch of the tree in core/errors.py.
 
     FlowsError                    base of everything below
     ├── ServicesNotInstalled      no services factory was installed before a gate ran
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from slack_approvals.core.errors import ApprovalsError
 from slack_approvals.state.models import Decision
 
 
-class FlowsError(Exception):
+class FlowsError(ApprovalsError):
     """Base class for errors the flows layer raises deliberately."""
 
 

@@ -262,8 +262,7 @@ async def etl_pipeline(params: EtlParams | None = None) -> EtlResult:
             facts={"Invalid records": f"{report.invalid} of {report.total}",
                    "Problem fields": ", ".join(fields),
                    "Valid total": f"{statistics.total_amount:,.2f}"},
-            approvers=p.approvers, approver_groups=p.approver_groups, channel=p.channel,
-            timeout=p.timeout, timeout_outcome=p.timeout_outcome, requester=p.requester)
+            **p.routing())
         approval = GateResult.of("store-despite-problems", decision)
         if not decision.approved:
             return EtlResult(rows=report.total, invalid=report.invalid,

@@ -38,10 +38,8 @@ class SimpleApprovalParams(QuorumGateParams):
 @flow(name="simple-approval", description="Ask once in Slack and return the decision.")
 async def simple_approval(params: SimpleApprovalParams | None = None) -> GateResult:
     p = params or SimpleApprovalParams()
-    decision = await approval_gate(
-        "approval", p.title, summary=p.summary, approvers=p.approvers,
-        approver_groups=p.approver_groups, quorum=p.quorum, channel=p.channel, timeout=p.timeout,
-        timeout_outcome=p.timeout_outcome, requester=p.requester)
+    decision = await approval_gate("approval", p.title, summary=p.summary, quorum=p.quorum,
+                                   **p.routing())
     return GateResult.of("approval", decision)
 
 
@@ -100,17 +98,12 @@ async def payment_approval(params: PaymentParams | None = None) -> PaymentResult
         facts["Reference"] = p.reference
     quorum = 2 if p.route is PaymentRoute.QUORUM else 1
     if p.route is PaymentRoute.AUTO:
-        spec = gate_spec(title, facts=facts, approvers=p.approvers,
-                         approver_groups=p.approver_groups, channel=p.channel, timeout=p.timeout,
-                         requester=p.requester)
+        spec = gate_spec(title, facts=facts, **p.routing())
         reason = f"amount below the {p.auto_approve_below:,} {p.currency} threshold: auto-approved"
         decision = await auto_approve(spec, "payment", reason)
     else:
         facts["Approvals needed"] = str(quorum)
-        decision = await approval_gate(
-            "payment", title, facts=facts, approvers=p.approvers, approver_groups=p.approver_groups,
-            quorum=quorum, channel=p.channel, timeout=p.timeout, timeout_outcome=p.timeout_outcome,
-            requester=p.requester)
+        decision = await approval_gate("payment", title, facts=facts, quorum=quorum, **p.routing())
     return PaymentResult(amount=p.amount, currency=p.currency, payee=p.payee, route=p.route,
                          gate=GateResult.of("payment", decision), paid=decision.approved)
 

@@ -16,9 +16,9 @@ import asyncio
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.error import URLError
 
 from prefect import get_run_logger, task
@@ -41,8 +41,7 @@ from slack_approvals.state.models import (
 )
 
 from .errors import ApprovalRejected, DecisionPending
-from .events import emit_decided
-from .services import Services, flow_config, services
+from .services import flow_config, services
 
 GATE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
 
@@ -87,6 +86,17 @@ async def slack_trouble(task: Task[..., Any], task_run: TaskRun, state: State[An
     return isinstance(exc, URLError | TimeoutError)
 
 
+class RetryPolicy(TypedDict):
+    retries: int
+    retry_delay_seconds: list[float]
+    retry_condition_fn: Callable[[Task[..., Any], TaskRun, State[Any]], Coroutine[Any, Any, bool]]
+
+
+# Every task that calls Slack retries the same way: busy or down is waited out for a minute.
+SLACK_RETRY_POLICY: RetryPolicy = {"retries": 4, "retry_delay_seconds": [1, 5, 15, 30],
+                                   "retry_condition_fn": slack_trouble}
+
+
 async def only_pending(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """A pending decision is retried at once; any real error fails the gate on the spot."""
     return isinstance(await state.aresult(raise_on_failure=False), DecisionPending)
@@ -100,12 +110,11 @@ def _idempotency_key(gate: str, key_scope: str | None) -> str:
 
 
 def _create_and_post(spec: RequestSpec, key: str) -> ApprovalRequest:
-    messenger = services().messenger
-    return messenger.post(messenger.store.create(spec, key))
+    svc = services()
+    return svc.board.post(svc.store.create(spec, key))
 
 
-@task(name="request-approval", retries=4, retry_delay_seconds=[1, 5, 15, 30],
-      retry_condition_fn=slack_trouble, cache_policy=NO_CACHE)
+@task(name="request-approval", cache_policy=NO_CACHE, **SLACK_RETRY_POLICY)
 async def request_approval(spec: RequestSpec, gate: str, key_scope: str | None = None) -> ApprovalRequest:
     """Create the request and post it; a retry finds both the request and its message."""
     if not GATE_PATTERN.match(gate):
@@ -122,57 +131,46 @@ def _seconds_until(moment: datetime) -> float:
     return (moment - datetime.now(UTC)).total_seconds()
 
 
-async def _announce(svc: Services, request: ApprovalRequest) -> None:
-    """A decision the flow made itself: show it in Slack and tell Prefect."""
-    try:
-        await asyncio.to_thread(svc.messenger.refresh, request)
-    except SlackApiError as e:
-        # The decision is already safe in Redis and the audit; only the message lags behind.
-        get_run_logger().error("Slack refused the edit of %s: %s", request.id, e.response.get("error"))
-    emit_decided(request)
-
-
 # The default covers the longest timeout even at 1 s slices; approval_gate sets the exact count.
 @task(name="wait-for-decision", task_run_name="wait-for-decision-{request_id}",
       retries=wait_attempts(MAX_TIMEOUT, 1.0), retry_delay_seconds=0,
       retry_condition_fn=only_pending, cache_policy=NO_CACHE)
-async def wait_for_decision(request_id: str) -> Decision:
+async def wait_for_decision(request_id: str, deadline: datetime) -> Decision:
     """One attempt: block on Redis until a decision or the end of the slice (never past the
-    deadline). Past the deadline, apply the request's timeout outcome and return it."""
+    deadline). Past the deadline, apply the request's timeout outcome and return it.
+
+    `deadline` is the request's, as request_approval read it: a slice reads Redis only
+    inside `wait` (which sees a decision made before it started)."""
     svc = services()
     async with svc.async_store() as store:
-        request = await store.get(request_id)
-        if request.decision is not None:
-            return request.decision
-        remaining = _seconds_until(request.deadline)
+        remaining = _seconds_until(deadline)
         if remaining > MIN_WAIT_SECONDS:
             decision = await store.wait(request_id, min(flow_config().wait_slice_seconds, remaining))
             if decision is not None:
                 return decision
-            if _seconds_until(request.deadline) > MIN_WAIT_SECONDS:
-                raise DecisionPending(request_id, request.deadline)
-        closed = await store.expire(request_id)
+            if _seconds_until(deadline) > MIN_WAIT_SECONDS:
+                raise DecisionPending(request_id, deadline)
+        closed = await asyncio.to_thread(svc.closer.expire, request_id)
         if closed.status is CloseStatus.NOT_DUE:
             decision = await store.wait(request_id, CLOCK_GRACE_SECONDS)
             if decision is not None:
                 return decision
-            raise DecisionPending(request_id, request.deadline)
+            raise DecisionPending(request_id, deadline)
         if closed.request is None or closed.request.decision is None:
             raise RequestNotFound(request_id)
         if closed.status is CloseStatus.CLOSED_NOW:
             get_run_logger().warning("approval request %s timed out: %s by default", request_id,
                                      "approved" if closed.request.decision.approved else "rejected")
-            await _announce(svc, closed.request)
         return closed.request.decision
 
 
-def _resolve(spec: RequestSpec, key: str, reason: str) -> tuple[ApprovalRequest, bool]:
-    store = services().store
-    request = store.create(spec, key)
-    closed = store.resolve(request.id, approved=True, reason=reason)
+def _resolve(spec: RequestSpec, key: str, reason: str) -> ApprovalRequest:
+    svc = services()
+    request = svc.store.create(spec, key)
+    closed = svc.closer.resolve(request.id, approved=True, reason=reason)
     if closed.request is None or closed.request.decision is None:
         raise RequestNotFound(request.id)
-    return closed.request, closed.status is CloseStatus.CLOSED_NOW
+    return closed.request
 
 
 @task(name="auto-approve", cache_policy=NO_CACHE)
@@ -180,40 +178,51 @@ async def auto_approve(spec: RequestSpec, gate: str, reason: str,
                        key_scope: str | None = None) -> Decision:
     """Record a request the flow approves itself, so the audit shows what was let through and why."""
     spec = spec.model_copy(update={"flow_run_id": current_flow_run.id, "gate": gate})
-    request, decided_now = await asyncio.to_thread(_resolve, spec, _idempotency_key(gate, key_scope),
-                                                   reason)
+    request = await asyncio.to_thread(_resolve, spec, _idempotency_key(gate, key_scope), reason)
     assert request.decision is not None
-    if decided_now:
-        emit_decided(request)
     get_run_logger().info("approval request %s (%s) %s: %s", request.id, gate,
                           request.decision.status.value, request.decision.reason)
     return request.decision
 
 
-def gate_spec(
-    title: str,
-    *,
-    summary: str = "",
-    facts: Mapping[str, object] | Sequence[Fact] = (),
-    approvers: Sequence[str] | None = None,
-    approver_groups: Sequence[str] = (),
-    quorum: int = 1,
-    channel: str | None = None,
-    timeout: timedelta = timedelta(hours=24),
-    timeout_outcome: Outcome = Outcome.REJECT,
-    requester: str | None = None,
-    allow_self_approval: bool = False,
-) -> RequestSpec:
+class Routing(TypedDict, total=False):
+    """Who is asked, where, and how long they have; every key optional. The flows' parameter
+    models hand theirs to a gate with `**params.routing()`."""
+
+    approvers: Sequence[str] | None  # None: the installed default approvers
+    approver_groups: Sequence[str]
+    channel: str | None  # None: the installed default channel
+    timeout: timedelta
+    timeout_outcome: Outcome
+    requester: str | None  # None: the installed default requester
+
+
+class GateOptions(Routing, total=False):
+    """The one list of a gate's routing keywords, which gate_spec and approval_gate take as
+    `**options`: Routing plus how many must approve and whether the requester may."""
+
+    quorum: int
+    allow_self_approval: bool
+
+
+def gate_spec(title: str, *, summary: str = "",
+              facts: Mapping[str, object] | Sequence[Fact] = (),
+              **options: Unpack[GateOptions]) -> RequestSpec:
     """A validated RequestSpec; unnamed channel, approvers and requester come from flow_config()."""
     config = flow_config()
     fact_list = ([Fact(label=k, value=str(v)) for k, v in facts.items()]
                  if isinstance(facts, Mapping) else list(facts))
+    approvers = options.get("approvers")
     return RequestSpec(
         title=title, summary=summary, facts=fact_list,
         approvers=list(config.approvers if approvers is None else approvers),
-        approver_groups=list(approver_groups), quorum=quorum,
-        channel=channel or config.channel, timeout=timeout, timeout_outcome=timeout_outcome,
-        requester=requester or config.requester, allow_self_approval=allow_self_approval,
+        approver_groups=list(options.get("approver_groups", ())),
+        quorum=options.get("quorum", 1),
+        channel=options.get("channel") or config.channel,
+        timeout=options.get("timeout", timedelta(hours=24)),
+        timeout_outcome=options.get("timeout_outcome", Outcome.REJECT),
+        requester=options.get("requester") or config.requester,
+        allow_self_approval=options.get("allow_self_approval", False),
     )
 
 
@@ -223,32 +232,24 @@ async def approval_gate(
     *,
     summary: str = "",
     facts: Mapping[str, object] | Sequence[Fact] = (),
-    approvers: Sequence[str] | None = None,
-    approver_groups: Sequence[str] = (),
-    quorum: int = 1,
-    channel: str | None = None,
-    timeout: timedelta = timedelta(hours=24),
-    timeout_outcome: Outcome = Outcome.REJECT,
-    requester: str | None = None,
-    allow_self_approval: bool = False,
     raise_on_reject: bool = False,
     key_scope: str | None = None,
+    **options: Unpack[GateOptions],
 ) -> Decision:
     """Ask in Slack and wait for the answer; call it from an async flow.
 
     `gate` names this gate within its flow run (one request per flow run and gate, however
     often the flow or the tasks are retried); `key_scope` replaces the flow run id in that key,
     e.g. so child flows that a re-run parent starts afresh still find their requests.
+    `options` (approvers, approver_groups, quorum, channel, timeout, timeout_outcome,
+    requester, allow_self_approval) are described by `GateOptions`.
     A rejection, a timeout and a cancel are returned as a Decision with approved=False, or
     raised as ApprovalRejected when `raise_on_reject` is set.
     """
-    spec = gate_spec(title, summary=summary, facts=facts, approvers=approvers,
-                     approver_groups=approver_groups, quorum=quorum, channel=channel,
-                     timeout=timeout, timeout_outcome=timeout_outcome, requester=requester,
-                     allow_self_approval=allow_self_approval)
+    spec = gate_spec(title, summary=summary, facts=facts, **options)
     request = await request_approval(spec, gate, key_scope)
     attempts = wait_attempts(request.deadline - datetime.now(UTC), flow_config().wait_slice_seconds)
-    decision = await wait_for_decision.with_options(retries=attempts)(request.id)
+    decision = await wait_for_decision.with_options(retries=attempts)(request.id, request.deadline)
     if raise_on_reject and not decision.approved:
         raise ApprovalRejected(decision)
     return decision

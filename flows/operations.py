@@ -75,8 +75,7 @@ async def deploy_approval(params: DeployParams | None = None) -> DeployResult:
     facts = {"Service": p.service, "Environment": p.environment, "Version": p.version}
     decision = await approval_gate(
         "deploy", f"Deploy {p.service} {p.version} to {p.environment}", summary=p.notes,
-        facts=facts, approvers=p.approvers, approver_groups=p.approver_groups, channel=p.channel,
-        timeout=p.timeout, timeout_outcome=p.timeout_outcome, requester=p.requester)
+        facts=facts, **p.routing())
     deployed = await record_action(DEPLOYMENTS_FILE, decision, facts) if decision.approved else None
     return DeployResult(service=p.service, environment=p.environment, version=p.version,
                         gate=GateResult.of("deploy", decision), deployed=deployed)
@@ -116,9 +115,8 @@ async def destructive_operation(params: DestructiveParams | None = None) -> Dest
     facts = {"Operation": p.operation, "Target": p.target, "Approvals needed": str(p.quorum)}
     decision = await approval_gate(
         "destructive", f"{p.operation}: {p.target}",
-        summary=p.reason or "This cannot be undone.", facts=facts, approvers=p.approvers,
-        approver_groups=p.approver_groups, quorum=p.quorum, channel=p.channel, timeout=p.timeout,
-        timeout_outcome=p.timeout_outcome, requester=p.requester, allow_self_approval=False)
+        summary=p.reason or "This cannot be undone.", facts=facts, quorum=p.quorum,
+        allow_self_approval=False, **p.routing())
     performed = (await record_action(OPERATIONS_FILE, decision,
                                      {"Operation": p.operation, "Target": p.target})
                  if decision.approved else None)

@@ -22,6 +22,7 @@ from slack_approvals.state.models import (
     UserId,
 )
 
+from .gates import Routing
 from .services import flow_config
 
 
@@ -68,6 +69,12 @@ class GateParams(FlowParams):
     @property
     def timeout(self) -> timedelta:
         return timedelta(seconds=self.timeout_seconds)
+
+    def routing(self) -> Routing:
+        """These parameters as a gate's routing keywords: `approval_gate(..., **p.routing())`."""
+        return Routing(approvers=self.approvers, approver_groups=self.approver_groups,
+                       channel=self.channel, timeout=self.timeout,
+                       timeout_outcome=self.timeout_outcome, requester=self.requester)
 
     def check_quorum(self, quorum: int, what: str = "quorum") -> None:
         """The rule RequestSpec applies, checked before the flow starts rather than at its gate."""

@@ -18,7 +18,8 @@ from typing import Any
 from prefect import Flow
 from pydantic import ValidationError
 
-from slack_approvals.bot.commands import CommandError, parse_key_values
+from slack_approvals.core.errors import BadInput
+from slack_approvals.core.keyvalues import parse_key_values
 
 from .departments import DepartmentReviewParams, department_review
 from .errors import BadParameters, UnknownFlow
@@ -111,5 +112,5 @@ def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
     """`key=value` strings into a mapping, by the same rule as `/approvals run`."""
     try:
         return parse_key_values(pairs)
-    except CommandError as e:
+    except BadInput as e:
         raise BadParameters("parameters", str(e)) from e

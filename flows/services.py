@@ -1,5 +1,7 @@
 """The clients and defaults that gates and flows use, installed from outside.
 
+    SlackBoard                              what flows need of Slack (a Protocol; the bot's
+                                            Messenger is the one the composition root installs)
     set_services_factory(factory, config)   the composition root (approvals.launching) or a test
     services()       -> Services            built by the factory on first use, then shared
     flow_config()    -> FlowConfig          defaults for flow parameters: channel, approvers, ...
@@ -19,11 +21,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from slack_approvals.bot.messenger import Messenger
+from slack_approvals.state.closing import Closer, MessageBoard
 from slack_approvals.state.store import ApprovalStore, AsyncApprovalStore
 
 from .errors import ServicesNotInstalled
+from .events import emit_decided
 
 
 @dataclass(frozen=True)
@@ -42,17 +46,27 @@ class FlowConfig:
             raise ValueError("wait_slice_seconds: between 0 and 300 seconds")
 
 
+class SlackBoard(MessageBoard, Protocol):
+    """A request's message (post, refresh) and messages of the flow's own (the roll-up)."""
+
+    def post_message(self, channel: str, message: dict[str, Any]) -> tuple[str, str]:
+        """Post; returns the channel id and the message ts."""
+
+    def update_message(self, channel: str, ts: str, message: dict[str, Any]) -> None:
+        """Replace the message's text and blocks."""
+
+
 class Services:
-    """A blocking store with the Messenger (posting, editing) and asyncio stores for waiting."""
+    """A blocking store and the board for posting and closing; asyncio stores for waiting."""
 
-    def __init__(self, messenger: Messenger,
+    def __init__(self, store: ApprovalStore, board: SlackBoard,
                  open_async_store: Callable[[], AsyncApprovalStore]) -> None:
-        self.messenger = messenger
+        self.store = store
+        self.board = board
         self._open_async_store = open_async_store
-
-    @property
-    def store(self) -> ApprovalStore:
-        return self.messenger.store
+        # A decision the flow itself records (timeout, auto-approval) is reported the same way
+        # as the bot reports a click: an `approval.decided` event.
+        self.closer = Closer(store, board, on_decision=emit_decided)
 
     @asynccontextmanager
     async def async_store(self) -> AsyncIterator[AsyncApprovalStore]:

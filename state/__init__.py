@@ -1,7 +1,7 @@
 """The Redis approval store: models, keys, Lua scripts and the blocking and asyncio stores."""
 
 from .connection import connect, connect_async, parse_redis_url
-from .errors import ApprovalError, CorruptRecord, InvalidRequest, RedisSetupError, RequestNotFound
+from .errors import CorruptRecord, InvalidRequest, RedisSetupError, RequestNotFound, StoreError
 from .keys import KeySpace
 from .models import (
     ApprovalRequest,
@@ -20,7 +20,6 @@ from .models import (
 from .store import ApprovalStore, AsyncApprovalStore
 
 __all__ = [
-    "ApprovalError",
     "ApprovalRequest",
     "ApprovalStore",
     "AsyncApprovalStore",
@@ -39,6 +38,7 @@ __all__ = [
     "RequestNotFound",
     "RequestSpec",
     "Status",
+    "StoreError",
     "Vote",
     "connect",
     "connect_async",

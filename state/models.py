@@ -196,6 +196,12 @@ class ApprovalRequest(BaseModel):
         return RequestSpec.model_validate(value, context={"stored": True})
 
     @property
+    def revision(self) -> tuple[int, int]:
+        """Orders the states one request passes through: a decided state is newer than any
+        pending one, and among pending ones more votes is newer (votes are never removed)."""
+        return (0 if self.decision is None else 1, len(self.votes))
+
+    @property
     def approvals(self) -> list[Vote]:
         return [v for v in self.votes if v.vote is Outcome.APPROVE]
 

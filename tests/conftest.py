@@ -134,6 +134,10 @@ def store(redis_client: redis.Redis) -> ApprovalStore:
 
 
 
+# Fixtures shared across folders are plugins, registered once: a conftest imported into
+# another folder would give each folder its own session-scoped Prefect server and sandbox.
+pytest_plugins = ["tests.flows.fixtures", "tests.bot.fixtures"]
+
 LAYER_FOLDERS = ("state", "bot", "flows", "approvals", "sandbox")
 
 

@@ -12,11 +12,11 @@ from slack_approvals.state.models import ApprovalRequest, CloseStatus
 from slack_approvals.state.plans import check_request_id
 
 from ..blocks import outcome_text, pending_list_blocks, progress_text
-from ..commands import USAGE, Command, CommandError, parse_command
 from ..deps import BotDeps
+from ..home import decidable_by
 from ..launcher import LaunchError
+from ..slash import USAGE, Command, CommandError, parse_command
 from ..text import escape, mention, slack_date
-from ..voting import decidable_by, report_decision
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ def answer(command: Command, user: str, deps: BotDeps) -> dict[str, Any]:
         if result.status is CloseStatus.ALREADY_CLOSED:
             raise CommandError(f"`{request.id}` is already {request.status.value.replace('_', ' ')}.")
         if result.request is not None:
-            deps.background.submit(deps.messenger.refresh, result.request)
-            deps.background.submit(report_decision, deps, result.request)
+            deps.background.submit(deps.closer.announce, result.request)
         return {"response_type": "ephemeral", "text": f"Cancelled `{request.id}`."}
     raise CommandError(f"`{command.name}` is not a subcommand.")
 

@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt import App
 
 from ..deps import BotDeps
-from ..voting import publish_home
+from ..home import publish_home
 
 
 def handle_home_opened(event: dict[str, Any], deps: BotDeps) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from slack_approvals.bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
-from tests.bot.conftest import APPROVALS_CHANNEL, BOT_TOKEN, FRANK, MAYA, BotStack
+from tests.bot.fixtures import APPROVALS_CHANNEL, BOT_TOKEN, FRANK, MAYA, BotStack
 from tests.conftest import RedisServer
 
 

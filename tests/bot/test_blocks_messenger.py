@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from slack_approvals.bot.blocks import home_view, reject_modal, request_message
 from slack_approvals.state.models import ApprovalRequest, Decision, Fact, RequestSpec, Status, Vote
-from tests.bot.conftest import MAYA, BotStack
+from tests.bot.fixtures import MAYA, BotStack
 
 SLACK_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_approvals.bot.ids import APPROVE_ACTION
 from slack_approvals.bot.listeners.commands import handle_command
 from slack_approvals.state.models import Status
-from tests.bot.conftest import APPROVALS_CHANNEL, ERIN, FRANK, MAYA, RILEY, BotStack, flatten
+from tests.bot.fixtures import APPROVALS_CHANNEL, ERIN, FRANK, MAYA, RILEY, BotStack, flatten
 
 
 def last_ephemeral(bot: BotStack, user: str) -> str:

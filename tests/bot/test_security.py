@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from slack_approvals.bot.ids import APPROVE_ACTION
 from slack_approvals.state.models import Status
-from tests.bot.conftest import ERIN, MAYA, BotStack, sign
+from tests.bot.fixtures import ERIN, MAYA, BotStack, sign
 
 
 def click_body(bot: BotStack, user: str, request_id: str) -> str:

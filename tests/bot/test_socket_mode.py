@@ -15,7 +15,7 @@ import pytest
 from slack_approvals.bot.ids import APPROVE_ACTION
 from slack_approvals.sandbox.config import DEFAULT_APP_TOKEN
 from slack_approvals.state.models import Status
-from tests.bot.conftest import APPROVALS_CHANNEL, BOT_TOKEN, MAYA, SIGNING_SECRET, BotStack
+from tests.bot.fixtures import APPROVALS_CHANNEL, BOT_TOKEN, MAYA, SIGNING_SECRET, BotStack
 from tests.conftest import RedisServer
 
 

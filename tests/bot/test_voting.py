@@ -9,7 +9,7 @@ from datetime import timedelta
 from slack_approvals.bot.blocks import parse_modal_metadata
 from slack_approvals.bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
 from slack_approvals.state.models import DecideStatus, Status
-from tests.bot.conftest import ERIN, FINANCE_GROUP, FRANK, MAYA, OLIVER, RILEY, BotStack
+from tests.bot.fixtures import ERIN, FINANCE_GROUP, FRANK, MAYA, OLIVER, RILEY, BotStack
 
 
 def test_approve_to_quorum_edits_the_message(bot: BotStack) -> None:

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.conftest import bot, sandbox  # noqa: F401 - the same bot and Slack as tests/bot
-
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from slack_approvals.state.models import Status
-from tests.bot.conftest import APPROVALS_CHANNEL, ERIN, FRANK, MAYA, BotStack
+from tests.bot.fixtures import APPROVALS_CHANNEL, ERIN, FRANK, MAYA, BotStack
 
 pytestmark = pytest.mark.browser
 

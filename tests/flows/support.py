@@ -143,7 +143,7 @@ class FlowEnv:
 
         def factory() -> Services:
             messenger = Messenger(make_client(DEFAULT_BOT_TOKEN, sb.api_url), store)
-            return Services(messenger, lambda: ObservedAsyncStore(backend.async_client(), env))
+            return Services(store, messenger, lambda: ObservedAsyncStore(backend.async_client(), env))
 
         try:
             with services_installed(factory, config):

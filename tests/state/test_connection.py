@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.cluster
 
 from slack_approvals.state import (
     ApprovalStore,
@@ -25,7 +26,7 @@ from slack_approvals.state import (
 )
 from tests.conftest import RedisServer, free_port, start_redis_server
 
-from .support import FRANK, MAYA, spec
+from .support import FRANK, MAYA, BlpopSpy, Held, blocked_in_blpop, spec
 
 # -- parsing ---------------------------------------------------------------------------------
 
@@ -132,20 +133,30 @@ def _round_trip(url: str) -> None:
     finally:
         client.close()
 
+    admin = connect(url)
+    # CLIENT LIST of every server that may hold the waiter: each node of a cluster, or the master.
+    servers = ([node.redis_connection for node in admin.get_nodes()]
+               if isinstance(admin, redis.cluster.RedisCluster) else [admin])
+
     async def waiting_gate() -> Status:
-        store = AsyncApprovalStore(connect_async(url))
+        spy = BlpopSpy(connect_async(url))
+        store = AsyncApprovalStore(spy)
         try:
             request = await store.create(spec(quorum=1))
+            held = Held(spy.sent, 1, lambda: blocked_in_blpop(*servers))
             waiter = asyncio.create_task(store.wait(request.id, 5))
-            await asyncio.sleep(0.1)
+            await held.wait_async(lambda: int(not waiter.done()))
             await store.decide(request.id, FRANK, "reject", reason="not today")
-            decision = await waiter
+            decision = await asyncio.wait_for(waiter, 2)
             assert decision is not None
             return decision.status
         finally:
             await store.aclose()
 
-    assert asyncio.run(waiting_gate()) is Status.REJECTED
+    try:
+        assert asyncio.run(waiting_gate()) is Status.REJECTED
+    finally:
+        admin.close()
 
 
 @pytest.fixture

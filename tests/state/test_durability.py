@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from slack_approvals.state import ApprovalStore, DecideStatus, Status
 from tests.conftest import RedisServer, start_redis_server
@@ -29,6 +30,20 @@ def own_server(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
+def until_aof_written(client: redis.Redis) -> None:
+    """Waits until the server has written its AOF buffer to the file, which it usually does before
+    it replies, but may put off for up to two seconds while an fsync is still running.
+
+    Once written, the writes are in the file, at least in the kernel's page cache, and ending the
+    process cannot lose them; the fsync every second guards against power loss, which a test
+    cannot stage.
+    """
+    give_up = time.monotonic() + 10
+    while int(client.info("persistence")["aof_buffer_length"]) > 0:
+        assert time.monotonic() < give_up, "the server kept its AOF buffer for 10 s"
+        time.sleep(0.01)
+
+
 def test_acknowledged_decisions_survive_kill_9(own_server: RedisServer) -> None:
     client = own_server.client()
     store = ApprovalStore(client)
@@ -41,9 +56,9 @@ def test_acknowledged_decisions_survive_kill_9(own_server: RedisServer) -> None:
         acknowledged[request.id] = Status.APPROVED if vote == "approve" else Status.REJECTED
     open_request = store.create(spec(), "durability-open")
     store.decide(open_request.id, MAYA, "approve")
+    until_aof_written(client)
     client.close()
 
-    time.sleep(1.5)  # appendfsync everysec: what was acknowledged over a second ago is on disk
     pid = own_server.process.pid
     own_server.kill9()
     assert own_server.process.returncode == -9

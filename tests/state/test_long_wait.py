@@ -1,48 +1,128 @@
-"""A wait longer than redis-py's default 5 s read timeout still ends in the decision."""
+"""A wait that outlasts redis-py's default read timeout still ends in the decision.
+
+redis-py cuts any read that takes longer than `socket_timeout`, 5 s unless told otherwise, and a
+BLPOP is such a read; `connect` and `connect_async` turn the timeout off. Rather than wait out five
+seconds, these tests shrink redis-py's default to READ_TIMEOUT for every connection opened without
+a timeout of its own. A client left on the default is then cut after READ_TIMEOUT (each test shows
+one is), while the store's waiter must stay in one BLPOP, on one connection, for several times as
+long and still return the decision.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
-import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+import redis
+import redis.asyncio
+import redis.asyncio.connection
+import redis.connection
 
-from slack_approvals.state import ApprovalStore, AsyncApprovalStore, RequestSpec, connect, connect_async
+from slack_approvals.state import (
+    ApprovalStore,
+    AsyncApprovalStore,
+    Decision,
+    RequestSpec,
+    connect,
+    connect_async,
+)
 from tests.conftest import RedisServer
 
-pytestmark = pytest.mark.slow
+from .support import BlpopSpy, Held, blocked_in_blpop
+
+pytestmark = pytest.mark.real_redis
+
+READ_TIMEOUT = 0.05
+HOLD = 3 * READ_TIMEOUT
 
 
 def spec() -> RequestSpec:
     return RequestSpec(title="Long wait", channel="C01APPROVALS", approvers=["U01MAYA"])
 
 
-def test_blocking_wait_outlasts_the_default_read_timeout(redis_server: RedisServer) -> None:
-    store = ApprovalStore(connect(redis_server.url))
-    request = store.create(spec())
-    timer = threading.Timer(6.0, store.decide, args=(request.id, "U01MAYA", "approve"))
-    timer.start()
-    started = time.monotonic()
-    decision = store.wait(request.id, 10)
-    assert decision is not None
-    assert decision.approved
-    assert time.monotonic() - started >= 5.5
+def _shrunk(original: Callable[..., None], default: float) -> Callable[..., None]:
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("socket_timeout", default) == default:
+            kwargs["socket_timeout"] = READ_TIMEOUT
+        original(self, *args, **kwargs)
+
+    return init
 
 
-def test_async_wait_outlasts_the_default_read_timeout(redis_server: RedisServer) -> None:
-    async def scenario() -> bool:
-        store = AsyncApprovalStore(connect_async(redis_server.url))
-        request = await store.create(spec())
+@pytest.fixture
+def short_default_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cls in (redis.connection.AbstractConnection, redis.asyncio.connection.AbstractConnection):
+        default = inspect.signature(cls.__init__).parameters["socket_timeout"].default
+        assert default is not None, "redis-py no longer cuts slow reads by default"
+        monkeypatch.setattr(cls, "__init__", _shrunk(cls.__init__, default))
 
-        async def decide_later() -> None:
-            await asyncio.sleep(6.0)
+
+@pytest.fixture
+def admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    # A timeout of its own, so the shrunk default does not apply to it.
+    with redis.Redis(port=redis_server.port, decode_responses=True, socket_timeout=10) as client:
+        client.flushall()
+        yield client
+
+
+@pytest.mark.usefixtures("short_default_read_timeout")
+def test_blocking_wait_outlasts_the_default_read_timeout(redis_server: RedisServer,
+                                                         admin: redis.Redis) -> None:
+    spy = BlpopSpy(connect(redis_server.url))
+    store = ApprovalStore(spy)
+    on_default = ApprovalStore(redis.Redis.from_url(redis_server.url, decode_responses=True))
+    try:
+        with pytest.raises(redis.TimeoutError):
+            on_default.wait(store.create(spec()).id, 10)
+
+        request = store.create(spec())
+        held = Held(spy.sent, 1, lambda: blocked_in_blpop(admin))
+        results: list[Decision | None] = []
+        waiter = threading.Thread(target=lambda: results.append(store.wait(request.id, 10)))
+        waiter.start()
+        held.wait(lambda: int(waiter.is_alive()))
+        blocked = blocked_in_blpop(admin) - held.already
+        waiter.join(HOLD)
+        assert waiter.is_alive()
+        assert blocked_in_blpop(admin) - held.already == blocked, "the BLPOP was cut"
+        store.decide(request.id, "U01MAYA", "approve")
+        waiter.join(2)
+        assert not waiter.is_alive()
+        assert results[0] is not None and results[0].approved
+    finally:
+        on_default.client.close()
+        spy.client.close()
+
+
+@pytest.mark.usefixtures("short_default_read_timeout")
+def test_async_wait_outlasts_the_default_read_timeout(redis_server: RedisServer,
+                                                      admin: redis.Redis) -> None:
+    async def scenario() -> Decision | None:
+        spy = BlpopSpy(connect_async(redis_server.url))
+        store = AsyncApprovalStore(spy)
+        on_default = AsyncApprovalStore(
+            redis.asyncio.Redis.from_url(redis_server.url, decode_responses=True))
+        try:
+            with pytest.raises(redis.TimeoutError):
+                await on_default.wait((await store.create(spec())).id, 10)
+
+            request = await store.create(spec())
+            held = Held(spy.sent, 1, lambda: blocked_in_blpop(admin))
+            waiter = asyncio.create_task(store.wait(request.id, 10))
+            await held.wait_async(lambda: int(not waiter.done()))
+            blocked = blocked_in_blpop(admin) - held.already
+            await asyncio.sleep(HOLD)
+            assert not waiter.done()
+            assert blocked_in_blpop(admin) - held.already == blocked, "the BLPOP was cut"
             await store.decide(request.id, "U01MAYA", "reject", reason="no")
+            return await asyncio.wait_for(waiter, 2)
+        finally:
+            await on_default.aclose()
+            await store.aclose()
 
-        decider = asyncio.create_task(decide_later())
-        decision = await store.wait(request.id, 10)
-        await decider
-        await store.aclose()
-        return decision is not None and not decision.approved
-
-    assert asyncio.run(scenario())
+    decision = asyncio.run(scenario())
+    assert decision is not None and not decision.approved

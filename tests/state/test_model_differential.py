@@ -1,12 +1,11 @@
 """Random operation sequences run against the store and against a plain-Python model of the rules.
 
-The model below restates DESIGN.md's state contract in the simplest code possible; the store and
+The model below restates the rules of a request in the simplest code possible; the store and
 the model must agree on every returned status, every final state and every audit event.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -19,13 +18,15 @@ from slack_approvals.state import ApprovalRequest, ApprovalStore, RequestNotFoun
 from slack_approvals.state.plans import new_request_id
 from tests.conftest import Backend
 
+from .support import until_server_clock_reaches
+
 REQUESTER = "U00REQ"
 NAMED = ["U01ANA", "U02BEN", "U03CAT"]
 GROUPIE = "U04DAN"  # named nowhere; eligible only through a group
 USERS = [REQUESTER, *NAMED, GROUPIE, "U05EVE"]
 GROUPS = ["S01OPS", "S02SEC"]
 UNKNOWN_ID = new_request_id("a request nobody created")
-# Long enough never to pass during a test; short enough to pass before the next operation.
+# Long enough never to pass during a test; short enough to wait out right after the create.
 LONG = timedelta(hours=1)
 TINY = timedelta(milliseconds=1)
 
@@ -220,11 +221,11 @@ def run_sequence(store: ApprovalStore, ops: list[tuple[Any, ...]]) -> None:
         if kind == "create":
             template, key = op[1], op[2]
             request = store.create(template.spec(), key)
-            if template.tiny:
-                time.sleep(0.003)  # the 1 ms deadline has surely passed by the server clock
             if key is not None and key in keyed:
                 assert request.id == keyed[key], where
                 continue
+            if template.tiny:
+                until_server_clock_reaches(store.client, request.deadline)
             assert request.id not in models, where
             models[request.id] = Model(template)
             ids.append(request.id)

@@ -66,7 +66,8 @@ def test_started_once_then_reused(folder: Path) -> None:
     second = ensure_private_server(folder)
     assert (second.url, second.pid, second.started_now) == (first.url, first.pid, False)
 
-    code = ("import json, pathlib, sys; from state.private_server import ensure_private_server; "
+    code = ("import json, pathlib, sys; "
+            "from slack_approvals.state.private_server import ensure_private_server; "
             "s = ensure_private_server(pathlib.Path(sys.argv[1])); "
             "print(json.dumps([s.url, s.pid, s.started_now]))")
     other = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=ROOT, capture_output=True,

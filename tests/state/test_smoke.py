@@ -7,6 +7,8 @@ import asyncio
 from slack_approvals.state import ApprovalStore, AsyncApprovalStore, DecideStatus, RequestSpec, Status
 from tests.conftest import Backend
 
+from .support import BlpopSpy, Held, blpop_probe
+
 
 def spec(**overrides: object) -> RequestSpec:
     fields: dict[str, object] = {"title": "Deploy api v2", "channel": "C01APPROVALS",
@@ -28,12 +30,14 @@ def test_quorum_closes_and_wait_sees_it(store: ApprovalStore) -> None:
 
 def test_async_store_shares_the_plans(backend: Backend) -> None:
     async def scenario() -> Status:
-        store = AsyncApprovalStore(backend.async_client())
+        spy = BlpopSpy(backend.async_client())
+        store = AsyncApprovalStore(spy)
         request = await store.create(spec(quorum=1))
+        held = Held(spy.sent, 1, blpop_probe(backend))
         waiter = asyncio.create_task(store.wait(request.id, 5))
-        await asyncio.sleep(0.05)
+        await held.wait_async(lambda: int(not waiter.done()))
         await store.decide(request.id, "U01MAYA", "reject", reason="not today")
-        decision = await waiter
+        decision = await asyncio.wait_for(waiter, 2)
         await store.aclose()
         assert decision is not None and decision.reason == "not today"
         return decision.status

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -35,10 +34,18 @@ from .support import (
     OUTSIDER,
     REQUESTER,
     SEC,
+    SHORT,
+    TINY,
+    BlpopSpy,
+    Held,
+    ThreadWaiters,
+    blpop_probe,
     create_expired,
     keys_without_ttl,
     snapshot,
     spec,
+    until_server_clock_reaches,
+    until_server_clock_reaches_async,
 )
 
 KEYS = KeySpace()
@@ -146,15 +153,16 @@ def test_decide_refuses_expired_but_unswept_request(store: ApprovalStore,
 
 
 def test_decide_refuses_absolute_deadline_once_passed(store: ApprovalStore) -> None:
-    request = store.create(spec(deadline=datetime.now(UTC) + timedelta(milliseconds=300)))
+    request = store.create(spec(deadline=datetime.now(UTC) + SHORT))
     assert store.decide(request.id, MAYA, "approve").status is DecideStatus.RECORDED
-    time.sleep(0.35)
+    until_server_clock_reaches(store.client, request.deadline)
     assert store.decide(request.id, FRANK, "approve").status is DecideStatus.EXPIRED
 
 
 def test_request_stays_readable_after_its_absolute_deadline(store: ApprovalStore) -> None:
-    request = store.create(spec(deadline=datetime.now(UTC) + timedelta(milliseconds=200)))
-    time.sleep(0.25)
+    request = store.create(spec(deadline=datetime.now(UTC) + SHORT))
+    until_server_clock_reaches(store.client, request.deadline)
+    assert request.deadline <= datetime.now(UTC)
     assert store.get(request.id).deadline == request.deadline
     closed = store.expire(request.id)
     assert closed.status is CloseStatus.CLOSED_NOW and closed.request is not None
@@ -284,80 +292,52 @@ def test_wait_returns_none_when_nothing_happens(store: ApprovalStore) -> None:
     request = store.create(spec())
     store.decide(request.id, MAYA, "approve")
     started = time.monotonic()
-    assert store.wait(request.id, 0.3) is None
-    assert time.monotonic() - started >= 0.25
-
-
-def _wait_in_threads(backend: Backend, request_id: str, count: int
-                     ) -> tuple[list[threading.Thread], list[tuple[Decision | None, float]]]:
-    results: list[tuple[Decision | None, float]] = []
-    lock = threading.Lock()
-
-    def waiter() -> None:
-        client = backend.sync_client()
-        try:
-            decision = ApprovalStore(client).wait(request_id, 10)
-            with lock:
-                results.append((decision, time.monotonic()))
-        finally:
-            client.close()
-
-    threads = [threading.Thread(target=waiter) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    return threads, results
-
-
-def _blocked_clients(client: redis.Redis, backend: Backend, count: int) -> None:
-    """Waits until `count` waiters sit in BLPOP (real server), so the click surely comes later."""
-    deadline = time.monotonic() + 5
-    while backend.name == "real" and time.monotonic() < deadline:
-        if int(client.info("clients")["blocked_clients"]) >= count:
-            return
-        time.sleep(0.01)
-    time.sleep(0.1)
+    assert store.wait(request.id, 0.2) is None
+    assert time.monotonic() - started >= 0.19
 
 
 @pytest.mark.parametrize("waiters", [1, 4])
 def test_wait_wakes_when_another_thread_decides(store: ApprovalStore, backend: Backend,
-                                                redis_client: redis.Redis, waiters: int) -> None:
+                                                waiters: int) -> None:
     request = store.create(spec(quorum=1))
-    threads, results = _wait_in_threads(backend, request.id, waiters)
-    _blocked_clients(redis_client, backend, waiters)
-    assert results == []
-    store.decide(request.id, FRANK, "reject", reason="no")
+    group = ThreadWaiters(backend, request.id, waiters)
+    group.held()
+    assert group.results == []
     decided = time.monotonic()
-    for thread in threads:
-        thread.join(10)
-    assert len(results) == waiters
-    for decision, woke in results:
+    store.decide(request.id, FRANK, "reject", reason="no")
+    assert max(group.sent) < decided
+    group.join()
+    assert len(group.results) == waiters
+    for decision, woke in group.results:
         assert decision is not None and decision.decided_by == FRANK and not decision.approved
         assert woke - decided < 2
 
 
-def test_wait_wakes_on_timeout_outcome(store: ApprovalStore, backend: Backend,
-                                       redis_client: redis.Redis) -> None:
-    request = store.create(spec(deadline=datetime.now(UTC) + timedelta(milliseconds=200),
-                                timeout_outcome="approve"))
-    threads, results = _wait_in_threads(backend, request.id, 2)
-    _blocked_clients(redis_client, backend, 2)
-    time.sleep(0.2)
+def test_wait_wakes_on_timeout_outcome(store: ApprovalStore, backend: Backend) -> None:
+    request = store.create(spec(deadline=datetime.now(UTC) + SHORT, timeout_outcome="approve"))
+    group = ThreadWaiters(backend, request.id, 2)
+    group.held()
+    until_server_clock_reaches(store.client, request.deadline)
+    assert group.results == []
+    swept = time.monotonic()
     assert [r.id for r in store.expire_due()] == [request.id]
-    for thread in threads:
-        thread.join(10)
-    assert [(d.status, d.approved) for d, _ in results if d is not None] == \
+    assert max(group.sent) < swept
+    group.join()
+    assert [(d.status, d.approved) for d, _ in group.results if d is not None] == \
         [(Status.TIMED_OUT, True)] * 2
+    assert all(woke - swept < 2 for _, woke in group.results)
 
 
 @pytest.mark.parametrize("waiters", [1, 3])
 def test_async_wait_wakes_when_another_task_decides(backend: Backend, waiters: int) -> None:
     async def scenario() -> list[Decision | None]:
-        store = AsyncApprovalStore(backend.async_client())
+        spy = BlpopSpy(backend.async_client())
+        store = AsyncApprovalStore(spy)
         try:
             request = await store.create(spec(quorum=1))
+            held = Held(spy.sent, waiters, blpop_probe(backend))
             tasks = [asyncio.create_task(store.wait(request.id, 10)) for _ in range(waiters)]
-            await asyncio.sleep(0.2)
-            assert not any(task.done() for task in tasks)
+            await held.wait_async(lambda: sum(not task.done() for task in tasks))
 
             async def click() -> None:
                 result = await store.decide(request.id, MAYA, "approve", reason="ship it")
@@ -365,6 +345,7 @@ def test_async_wait_wakes_when_another_task_decides(backend: Backend, waiters: i
 
             started = time.monotonic()
             await asyncio.gather(click(), *tasks)
+            assert max(spy.sent[:waiters]) < started
             assert time.monotonic() - started < 2
             assert await store.wait(request.id, 1) is not None
             return [task.result() for task in tasks]
@@ -421,10 +402,10 @@ def test_expire_applies_the_timeout_outcome(store: ApprovalStore, outcome: str,
 
 def test_expire_due_closes_only_overdue_requests(store: ApprovalStore,
                                                  redis_client: redis.Redis) -> None:
-    first = store.create(spec(timeout=timedelta(milliseconds=5)))
-    second = store.create(spec(timeout=timedelta(milliseconds=5), timeout_outcome="approve"))
+    first = store.create(spec(timeout=TINY))
+    second = store.create(spec(timeout=TINY, timeout_outcome="approve"))
     later = store.create(spec())
-    time.sleep(0.02)
+    until_server_clock_reaches(store.client, second.deadline)
     closed = store.expire_due()
     assert {r.id for r in closed} == {first.id, second.id}
     assert {r.id: r.decision.approved for r in closed if r.decision} == \
@@ -435,9 +416,8 @@ def test_expire_due_closes_only_overdue_requests(store: ApprovalStore,
 
 
 def test_expire_due_respects_its_limit(store: ApprovalStore) -> None:
-    for _ in range(3):
-        store.create(spec(timeout=timedelta(milliseconds=5)))
-    time.sleep(0.02)
+    last = [store.create(spec(timeout=TINY)) for _ in range(3)][-1]
+    until_server_clock_reaches(store.client, last.deadline)
     assert len(store.expire_due(limit=2)) == 2
     assert len(store.expire_due(limit=2)) == 1
 
@@ -714,8 +694,8 @@ def test_async_store_runs_every_operation(backend: Backend) -> None:
             second = await store.create(spec())
             assert (await store.resolve(second.id, approved=False)).status \
                 is CloseStatus.CLOSED_NOW
-            third = await store.create(spec(timeout=timedelta(milliseconds=5)))
-            await asyncio.sleep(0.02)
+            third = await store.create(spec(timeout=TINY))
+            await until_server_clock_reaches_async(store.client, third.deadline)
             assert [r.id for r in await store.expire_due()] == [third.id]
             assert await store.pending() == []
             assert await store.ping()

@@ -1,18 +1,20 @@
-"""Parses `/approvals` text into a command, or a specific error with the usage line."""
+"""Reads `/approvals` text into a Command, or a specific error shown with the usage line.
+
+The listener that answers the command is bot/listeners/commands.py."""
 
 from __future__ import annotations
 
-import re
 import shlex
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from slack_approvals.core.errors import ApprovalsError, BadInput
+from slack_approvals.core.keyvalues import parse_key_values
 
 USAGE = ("Usage: `/approvals help` · `list` · `status <id>` · `run <flow> [key=value ...]` · "
          "`cancel <id> [reason]`")
-KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 
 
-class CommandError(ValueError):
+class CommandError(ApprovalsError, ValueError):
     """Shown to the caller as is, followed by the usage line."""
 
 
@@ -23,19 +25,6 @@ class Command:
     flow: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     reason: str | None = None
-
-
-def parse_key_values(pairs: Iterable[str]) -> dict[str, str]:
-    """Flow parameters as typed in `/approvals run` and `approvals run -p`: one rule for both."""
-    params: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not KEY_PATTERN.match(key):
-            raise CommandError(f"`{pair}` is not a `key=value` pair (keys are lowercase words).")
-        if key in params:
-            raise CommandError(f"`{key}` is given twice.")
-        params[key] = value
-    return params
 
 
 def parse_command(text: str) -> Command:
@@ -60,5 +49,8 @@ def parse_command(text: str) -> Command:
     if name == "run":
         if not args:
             return Command("run")  # lists the flows
-        return Command("run", flow=args[0], params=parse_key_values(args[1:]))
+        try:
+            return Command("run", flow=args[0], params=parse_key_values(args[1:]))
+        except BadInput as e:
+            raise CommandError(str(e)) from e
     raise CommandError(f"`{name}` is not a subcommand.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from .errors import BadInput
+
 _PART = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -12,10 +14,10 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 def parse_duration(text: str) -> timedelta:
     cleaned = text.strip().lower().replace(" ", "")
     if not cleaned or _PART.sub("", cleaned):
-        raise ValueError(f"{text!r} is not a duration like 90s, 30m, 2h, 1d or 1h30m")
+        raise BadInput(f"{text!r} is not a duration like 90s, 30m, 2h, 1d or 1h30m")
     total = timedelta()
     for amount, unit in _PART.findall(cleaned):
         total += timedelta(**{_UNITS[unit]: int(amount)})
     if total <= timedelta(0):
-        raise ValueError(f"{text!r}: a duration must be positive")
+        raise BadInput(f"{text!r}: a duration must be positive")
     return total
