@@ -33,7 +33,7 @@ from .params import (
     default_requester,
     split_commas,
 )
-from .results import GateResult
+from .results import FrozenModel, GateResult
 from .services import services
 
 DEFAULT_DEPARTMENTS = ("finance", "engineering", "sales")
@@ -64,9 +64,7 @@ def _departments(value: object) -> object:
     return value
 
 
-class Figures(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Figures(FrozenModel):
     revenue: float
     costs: float
     headcount: int
@@ -76,9 +74,7 @@ class Figures(BaseModel):
         return (self.revenue - self.costs) / self.revenue if self.revenue else 0.0
 
 
-class DepartmentResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class DepartmentResult(FrozenModel):
     department: str
     figures: Figures
     gate: GateResult
@@ -104,9 +100,7 @@ class DepartmentReviewParams(FlowParams):
         return self
 
 
-class DepartmentReviewResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class DepartmentReviewResult(FrozenModel):
     period: str
     departments: list[DepartmentResult]
     approved: list[str]

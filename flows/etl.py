@@ -20,21 +20,19 @@ from typing import Annotated
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from .gates import approval_gate
 from .params import GateParams
-from .results import GateResult
+from .results import FrozenModel, GateResult
 from .services import flow_config
 
 REGIONS = ("north", "south", "east", "west")
 FIRST_DAY = date(2025, 1, 1)
 
 
-class SalesRecord(BaseModel):
+class SalesRecord(FrozenModel):
     """One row as extracted: not yet trusted, so every field may be wrong."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: int
     day: str
@@ -43,17 +41,13 @@ class SalesRecord(BaseModel):
     quantity: int | None
 
 
-class Problem(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Problem(FrozenModel):
     record_id: int
     field: str
     message: str
 
 
-class ValidationReport(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class ValidationReport(FrozenModel):
     total: int
     valid: list[SalesRecord]
     problems: list[Problem]
@@ -67,17 +61,13 @@ class ValidationReport(BaseModel):
         return self.invalid / self.total if self.total else 0.0
 
 
-class RegionStatistics(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class RegionStatistics(FrozenModel):
     count: int
     units: int
     total_amount: float
 
 
-class Statistics(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Statistics(FrozenModel):
     count: int
     units: int
     total_amount: float
@@ -86,9 +76,7 @@ class Statistics(BaseModel):
     by_region: dict[str, RegionStatistics]
 
 
-class SaveReport(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class SaveReport(FrozenModel):
     database: str
     batch_id: str
     rows_written: int
@@ -106,9 +94,7 @@ class EtlParams(GateParams):
         "etl.sqlite3")
 
 
-class EtlResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class EtlResult(FrozenModel):
     rows: int
     invalid: int
     problem_rate: float

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Self
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from slack_approvals.state.models import ChannelRef, UserId
 
@@ -25,7 +25,7 @@ from .params import (
     default_channel,
     default_requester,
 )
-from .results import GateResult
+from .results import FrozenModel, GateResult
 
 # -- simple-approval ---------------------------------------------------------------------------
 
@@ -77,9 +77,7 @@ class PaymentParams(GateParams):
         return PaymentRoute.QUORUM if self.amount > self.quorum_above else PaymentRoute.SINGLE
 
 
-class PaymentResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class PaymentResult(FrozenModel):
     amount: Decimal
     currency: str
     payee: str
@@ -89,7 +87,7 @@ class PaymentResult(BaseModel):
 
 
 @flow(name="payment-approval",
-      description="Pay by amount: auto-approved below a threshold, one approver, or two above a second.")
+      description="A payment: auto-approved when small, one approver, two when large.")
 async def payment_approval(params: PaymentParams | None = None) -> PaymentResult:
     p = params or PaymentParams()
     title = f"Pay {p.amount:,} {p.currency} to {p.payee}"
@@ -126,9 +124,7 @@ class MultiStepParams(FlowParams):
         return timedelta(seconds=self.timeout_seconds)
 
 
-class MultiStepResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class MultiStepResult(FrozenModel):
     steps: list[GateResult]
     approved: bool
     stopped_at: str | None

@@ -10,24 +10,22 @@ from typing import Annotated, Literal, Self
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from slack_approvals.state.models import MAX_APPROVERS, Decision, Outcome
 
 from .gates import approval_gate
 from .journal import append_once
 from .params import GateParams
-from .results import GateResult
+from .results import FrozenModel, GateResult
 from .services import flow_config
 
 DEPLOYMENTS_FILE = "deployments.jsonl"
 OPERATIONS_FILE = "operations.jsonl"
 
 
-class Action(BaseModel):
+class Action(FrozenModel):
     """What an approved flow did, as recorded in its journal under the data folder."""
-
-    model_config = ConfigDict(frozen=True)
 
     request_id: str
     flow_run_id: str | None
@@ -59,9 +57,7 @@ class DeployParams(GateParams):
     notes: Annotated[str, Field(max_length=1000)] = ""
 
 
-class DeployResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class DeployResult(FrozenModel):
     service: str
     environment: str
     version: str
@@ -99,9 +95,7 @@ class DestructiveParams(GateParams):
         return self
 
 
-class DestructiveResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class DestructiveResult(FrozenModel):
     operation: str
     target: str
     gate: GateResult

@@ -72,22 +72,20 @@ def validation_message(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _registered(flow: Flow[..., Any], params: type[FlowParams]) -> RegisteredFlow:
+    """Name and description are the flow's own, so the registry cannot drift from them."""
+    return RegisteredFlow(flow.name, flow, params, flow.description or "")
+
+
 REGISTRY: Mapping[str, RegisteredFlow] = {
     entry.name: entry for entry in [
-        RegisteredFlow("simple-approval", simple_approval, SimpleApprovalParams,
-                       "Ask once in Slack and return the decision."),
-        RegisteredFlow("payment-approval", payment_approval, PaymentParams,
-                       "A payment: auto-approved when small, one approver, two when large."),
-        RegisteredFlow("multi-step-approval", multi_step_approval, MultiStepParams,
-                       "Manager, then finance; stops at the first rejection."),
-        RegisteredFlow("deploy-approval", deploy_approval, DeployParams,
-                       "Deploy a service version to an environment once approved."),
-        RegisteredFlow("destructive-operation", destructive_operation, DestructiveParams,
-                       "An irreversible operation: two approvers, never the requester."),
-        RegisteredFlow("etl-pipeline", etl_pipeline, EtlParams,
-                       "Validate, summarise and store records; asks first if data is dirty."),
-        RegisteredFlow("department-review", department_review, DepartmentReviewParams,
-                       "Every department signs off its figures at once, with a roll-up."),
+        _registered(simple_approval, SimpleApprovalParams),
+        _registered(payment_approval, PaymentParams),
+        _registered(multi_step_approval, MultiStepParams),
+        _registered(deploy_approval, DeployParams),
+        _registered(destructive_operation, DestructiveParams),
+        _registered(etl_pipeline, EtlParams),
+        _registered(department_review, DepartmentReviewParams),
     ]
 }
 

@@ -7,9 +7,13 @@ from pydantic import BaseModel, ConfigDict
 from slack_approvals.state.models import Decision, Status
 
 
-class GateResult(BaseModel):
+class FrozenModel(BaseModel):
+    """What a flow returns never changes after the fact."""
+
     model_config = ConfigDict(frozen=True)
 
+
+class GateResult(FrozenModel):
     gate: str
     request_id: str
     status: Status
