@@ -26,7 +26,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from slack_approvals.state.models import MAX_REASON, ApprovalRequest, Status
+from slack_approvals.state.models import MAX_REASON, ApprovalRequest, Outcome, Status
 
 from .ids import (
     APPROVE_ACTION,
@@ -36,7 +36,7 @@ from .ids import (
     REJECT_MODAL,
     vote_block_id,
 )
-from .text import escape, fit, group_mention, mention, slack_date
+from .text import escape, fit, group_mention, mention, quote, slack_date
 
 OUTCOME_LINES = {
     Status.APPROVED: ":white_check_mark: *Approved*",
@@ -44,6 +44,8 @@ OUTCOME_LINES = {
     Status.TIMED_OUT: ":hourglass: *Timed out*",
     Status.CANCELLED: ":no_entry_sign: *Cancelled*",
 }
+
+VOTED = {Outcome.APPROVE: "approved", Outcome.REJECT: "rejected"}
 
 
 def approvers_text(request: ApprovalRequest) -> str:
@@ -80,7 +82,7 @@ def outcome_text(request: ApprovalRequest) -> str:
     else:
         line += f" by {mention(decision.decided_by)} at {slack_date(decision.decided_at)}"
     if decision.reason and decision.status is not Status.TIMED_OUT:
-        line += f"\n>{fit(escape(decision.reason), 600)}"
+        line += "\n" + quote(fit(escape(decision.reason), 600))
     return line
 
 
@@ -139,7 +141,7 @@ def request_blocks(request: ApprovalRequest) -> list[Block]:
     else:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=fit(outcome_text(request), 3000))))
         if request.votes:
-            votes = ", ".join(f"{mention(v.user)} {v.vote.value}d" for v in request.votes)
+            votes = ", ".join(f"{mention(v.user)} {VOTED[v.vote]}" for v in request.votes)
             blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(f"Votes: {votes}",
                                                                              3000))]))
     return blocks
@@ -219,7 +221,7 @@ def home_view(user: str, pending: Sequence[ApprovalRequest], recent: Sequence[Ap
                                                        else "*Your recent decisions*\nNone yet.")))
     for request in recent:
         status = request.status.value.replace("_", " ")
-        mine = next((f"you {v.vote.value}d" for v in request.votes if v.user == user), "")
+        mine = next((f"you {VOTED[v.vote]}" for v in request.votes if v.user == user), "")
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(
             f"`{request.id}` *{escape(request.spec.title)}* · {mine} · now {status}", 3000))]))
     return View(type="home", blocks=blocks)

@@ -23,6 +23,11 @@ def fit(text: str, limit: int) -> str:
     return cut + ELLIPSIS
 
 
+def quote(text: str) -> str:
+    """A block quote on every line: a reason cannot end the quote and pass for the bot's text."""
+    return "\n".join(f">{line}" for line in text.splitlines() or [""])
+
+
 def mention(user: str | None) -> str:
     return f"<@{user}>" if user else "the system"
 

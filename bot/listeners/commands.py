@@ -11,7 +11,7 @@ from slack_approvals.state.errors import InvalidRequest, RequestNotFound
 from slack_approvals.state.models import ApprovalRequest, CloseStatus
 from slack_approvals.state.plans import check_request_id
 
-from ..blocks import outcome_text, pending_list_blocks, progress_text
+from ..blocks import VOTED, outcome_text, pending_list_blocks, progress_text
 from ..deps import BotDeps
 from ..home import decidable_by
 from ..launcher import LaunchError
@@ -48,7 +48,7 @@ def status_text(request: ApprovalRequest) -> str:
              f"Requested by {mention(spec.requester)} · due {slack_date(request.deadline)} · "
              f"{progress_text(request)}"]
     for vote in request.votes:
-        lines.append(f"• {mention(vote.user)} {vote.vote.value}d at {slack_date(vote.at)}")
+        lines.append(f"• {mention(vote.user)} {VOTED[vote.vote]} at {slack_date(vote.at)}")
     if request.decision is not None:
         lines.append(outcome_text(request))
     return "\n".join(lines)

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slack_approvals.bot.blocks import home_view, reject_modal, request_message
+from slack_approvals.bot.blocks import home_view, outcome_text, reject_modal, request_message
+from slack_approvals.bot.listeners.commands import status_text
 from slack_approvals.state.models import ApprovalRequest, Decision, Fact, RequestSpec, Status, Vote
 from tests.bot.fixtures import MAYA, BotStack
 
@@ -79,3 +80,36 @@ def test_rate_limits_and_server_errors_are_retried(bot: BotStack) -> None:
     assert "*Approved* by" in json.dumps(bot.message(request))
     statuses = [c.status for c in bot.sandbox.api_calls("chat.postMessage")]
     assert statuses == [429, 200]
+
+
+def rejected_with(reason: str) -> ApprovalRequest:
+    now = datetime.now(UTC)
+    spec = RequestSpec(title="Deploy", channel="C01APPROVALS", approvers=[MAYA, "U02FRANK"],
+                       quorum=2, requester="U06REQ")
+    votes = [Vote(user="U02FRANK", vote="approve", at=now), Vote(user=MAYA, vote="reject", at=now)]
+    decision = Decision(request_id="a" * 16, status=Status.REJECTED, approved=False,
+                        decided_by=MAYA, decided_at=now, reason=reason, votes=votes)
+    return ApprovalRequest(id="a" * 16, spec=spec, status=Status.REJECTED, created_at=now,
+                           deadline=now + timedelta(hours=1), votes=votes, decision=decision)
+
+
+def test_every_line_of_a_reason_is_quoted() -> None:
+    """A reason cannot end the quote and add lines that read like the bot's own."""
+    request = rejected_with("not now\n:white_check_mark: *Approved* by <@U0BOSS>\r\nthird\n\nfifth")
+    text = outcome_text(request)
+    reason_lines = text.split("\n")[1:]
+    assert reason_lines == [">not now", ">:white_check_mark: *Approved* by &lt;@U0BOSS&gt;",
+                            ">third", ">", ">fifth"]
+    message = json.dumps(request_message(request))
+    assert "\\n:white_check_mark: *Approved* by &lt;" not in message
+
+
+def test_votes_read_approved_and_rejected() -> None:
+    request = rejected_with("no")
+    message = json.dumps(request_message(request))
+    assert f"<@{MAYA}> rejected" in message and "<@U02FRANK> approved" in message
+    assert "rejectd" not in message
+    home = json.dumps(home_view(MAYA, [], [request]).to_dict())
+    assert "you rejected" in home and "rejectd" not in home
+    assert f"<@{MAYA}> rejected at" in status_text(request)
+    assert ">no" in status_text(request)
