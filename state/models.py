@@ -128,22 +128,36 @@ class RequestSpec(BaseModel):
             raise ValueError("approvers: each user may be named once")
         if len(set(self.approver_groups)) != len(self.approver_groups):
             raise ValueError("approver_groups: each group may be named once")
+        # A stored spec is re-read long after its deadline, and may predate a newer rule.
+        stored = bool(info.context and info.context.get("stored"))
         # Group sizes are unknown here, so the quorum can only be checked against named users.
-        if self.approvers and not self.approver_groups and self.quorum > len(self.approvers):
-            raise ValueError(
-                f"quorum: {self.quorum} approvals needed but only {len(self.approvers)} approvers named"
-            )
+        if self.approvers and not self.approver_groups and not stored:
+            self._check_quorum_reachable()
         if self.deadline is not None:
             if self.deadline.tzinfo is None:
                 raise ValueError("deadline: must carry a time zone")
-            # A stored spec is re-read long after its deadline; only new specs must be future.
-            stored = bool(info.context and info.context.get("stored"))
             if not stored and self.deadline <= datetime.now(UTC):
                 raise ValueError("deadline: must be in the future")
             # The same bound as `timeout`: a deadline is only another way to spell it.
             if not stored and self.deadline > datetime.now(UTC) + MAX_TIMEOUT:
                 raise ValueError(f"deadline: at most {MAX_TIMEOUT.days} days ahead")
         return self
+
+    def _check_quorum_reachable(self) -> None:
+        """Refuse a quorum the named approvers could never reach: a request that can only
+        time out is a mistake to report now, not a day later."""
+        named = len(self.approvers)
+        if self.quorum > named:
+            raise ValueError(f"quorum: {self.quorum} approvals needed but only {named} "
+                             f"approver{'' if named == 1 else 's'} named")
+        if self.requester in self.approvers and not self.allow_self_approval:
+            others = named - 1
+            if self.quorum > others:
+                raise ValueError(
+                    f"quorum: {self.quorum} approval{'' if self.quorum == 1 else 's'} needed but "
+                    f"only {others} of the {named} approvers may approve: the requester "
+                    f"{self.requester} is one of them and may not approve their own request "
+                    "(name another approver, lower the quorum or allow self-approval)")
 
     @property
     def open_to_anyone(self) -> bool:

@@ -220,6 +220,26 @@ def test_quorum_above_named_approvers_allowed_with_groups() -> None:
     assert RequestSpec.model_validate(fields(quorum=5, approver_groups=["S01OPS"])).quorum == 5
 
 
+@pytest.mark.parametrize(("approvers", "quorum"), [([MAYA, REQUESTER], 2), ([REQUESTER], 1)])
+def test_a_quorum_only_the_requester_could_complete_is_refused(approvers: list[str],
+                                                               quorum: int) -> None:
+    with pytest.raises(ValidationError) as caught:
+        RequestSpec.model_validate(fields(approvers=approvers, quorum=quorum))
+    message = str(caught.value)
+    assert f"quorum: {quorum} approval" in message
+    assert f"only {len(approvers) - 1} of the {len(approvers)} approvers may approve" in message
+    assert "may not approve their own request" in message
+    # Reachable once self-approval is allowed, or with one approver fewer needed.
+    RequestSpec.model_validate(fields(approvers=approvers, quorum=quorum, allow_self_approval=True))
+    if quorum > 1:
+        RequestSpec.model_validate(fields(approvers=approvers, quorum=quorum - 1))
+
+
+def test_a_stored_spec_is_read_even_if_a_newer_rule_refuses_it() -> None:
+    raw = fields(approvers=[MAYA, REQUESTER], quorum=2)
+    assert RequestSpec.model_validate(raw, context={"stored": True}).quorum == 2
+
+
 def test_deadline_passing_before_create_is_refused_by_the_server(
     store: ApprovalStore, redis_client: redis.Redis,
 ) -> None:

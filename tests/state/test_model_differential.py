@@ -148,12 +148,19 @@ def templates(draw: st.DrawFn) -> Template:
                                     max_size=4)))
     groups = tuple(draw(st.lists(st.sampled_from(GROUPS), unique=True, max_size=1)))
     quorum = draw(st.sampled_from([1, 2, 2, 3, 3]))
+    requester = draw(st.sampled_from([REQUESTER, REQUESTER, NAMED[0], None]))
+    allow_self = draw(st.booleans())
     if approvers and not groups:
-        quorum = min(quorum, len(approvers))
+        # Specs refuse a quorum the named approvers could never reach.
+        can_approve = len(approvers) - (requester in approvers and not allow_self)
+        if can_approve == 0:
+            allow_self = True
+            can_approve = len(approvers)
+        quorum = min(quorum, can_approve)
     return Template(
-        requester=draw(st.sampled_from([REQUESTER, REQUESTER, NAMED[0], None])),
+        requester=requester,
         approvers=approvers, groups=groups, quorum=quorum,
-        allow_self=draw(st.booleans()),
+        allow_self=allow_self,
         timeout_outcome=draw(st.sampled_from(["reject", "approve"])),
         tiny=draw(st.integers(0, 4)) == 0,
     )
