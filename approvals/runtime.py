@@ -49,6 +49,7 @@ def build_runtime(settings: Settings, *, launcher: Launcher | None = None,
     deps = BotDeps(store=messenger.store, messenger=messenger,
                    groups=GroupResolver(make_lookup_client(messenger.client)), launcher=launcher,
                    on_decision=on_decision)
-    app = build_app(client=messenger.client, signing_secret=settings.signing_secret(), deps=deps)
-    return BotRuntime(app=app, deps=deps, web=build_web_app(app, deps),
+    secret = settings.signing_secret()
+    app = build_app(client=messenger.client, signing_secret=secret, deps=deps)
+    return BotRuntime(app=app, deps=deps, web=build_web_app(app, deps, signing_secret=secret),
                       sweeper=Sweeper(deps, settings.approvals_sweep_seconds))

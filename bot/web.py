@@ -1,6 +1,13 @@
-"""The HTTP face of the bot: Slack's request URL and a health check, as a Starlette app."""
+"""The HTTP face of the bot: Slack's request URL and a health check, as a Starlette app.
+
+A request reaches Bolt only when it is small, signed by Slack and shaped like a payload the
+listeners read (bot/inbound.py); everything else is answered here without parsing it.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
@@ -11,23 +18,65 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .deps import BotDeps
+from .inbound import MAX_BODY_BYTES, payload_problem, signed
 
 EVENTS_PATH = "/slack/events"
+# A load balancer's health check does not retry: answer within its usual 3 s whatever Redis does.
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+log = logging.getLogger(__name__)
 
 
-def build_web_app(app: App, deps: BotDeps) -> Starlette:
+class _TooLarge(Exception):
+    pass
+
+
+def _refused(status: int, error: str) -> Response:
+    # Connection: close, so a body we did not read is not taken for the next request.
+    return JSONResponse({"error": error}, status_code=status, headers={"Connection": "close"})
+
+
+async def _body_within(request: Request, limit: int) -> bytes:
+    """The body, read chunk by chunk and given up as soon as it passes `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_web_app(app: App, deps: BotDeps, *, signing_secret: str,
+                  max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
+        try:
+            body = await _body_within(request, max_body_bytes)
+        except _TooLarge:
+            return _refused(413, "request body too large")
+        if not signed(signing_secret, body, request.headers):
+            return _refused(401, "invalid request")
+        problem = payload_problem(body, request.headers.get("content-type"))
+        if problem is not None:
+            log.warning("refused a signed request: %s", problem)
+            return JSONResponse({"error": "malformed payload"}, status_code=400)
         # Bolt's App is blocking; a worker thread keeps the event loop free for other clicks.
         bolt_response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
         return to_starlette_response(bolt_response)
 
     async def healthz(_: Request) -> Response:
+        # Only ok / not ok: the endpoint is public, and Redis's address or error is not.
         try:
-            ok = await run_in_threadpool(deps.store.ping)
-        except Exception as e:  # any Redis failure means "not healthy", reported, not raised
-            return JSONResponse({"ok": False, "redis": str(e)}, status_code=503)
-        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+            ok = await asyncio.wait_for(run_in_threadpool(deps.store.ping),
+                                        HEALTH_TIMEOUT_SECONDS)
+        except Exception as e:  # any Redis failure (or silence) means "not healthy"
+            log.warning("health check: Redis did not answer (%s)", type(e).__name__)
+            ok = False
+        return JSONResponse({"ok": bool(ok)}, status_code=200 if ok else 503)
 
     return Starlette(routes=[
         Route(EVENTS_PATH, slack_events, methods=["POST"]),

@@ -143,7 +143,7 @@ def bot(sandbox: SandboxServer, redis_server: RedisServer) -> Iterator[BotStack]
     deps = BotDeps(store=store, messenger=Messenger(client, store), groups=GroupResolver(client),
                    launcher=launcher, on_decision=decided.append)
     app = build_app(client=client, signing_secret=SIGNING_SECRET, deps=deps)
-    with ServerThread(build_web_app(app, deps)) as server:
+    with ServerThread(build_web_app(app, deps, signing_secret=SIGNING_SECRET)) as server:
         sandbox.set_request_url(f"{server.url}/slack/events")
         yield BotStack(sandbox=sandbox, store=store, deps=deps, sweeper=Sweeper(deps, 60),
                        launcher=launcher, url=server.url, decided=decided)
