@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_approvals.state.connection import connect, connect_async
+from slack_approvals.state.connection import connect, connect_async, connect_waiter
 from slack_approvals.state.private_server import ensure_private_server
 from slack_approvals.state.store import ApprovalStore, AsyncApprovalStore
 
@@ -19,8 +19,11 @@ def resolve_redis_url(settings: Settings) -> str:
 
 
 def sync_store(settings: Settings, url: str | None = None) -> ApprovalStore:
-    client: Any = connect(url or resolve_redis_url(settings))
-    return ApprovalStore(client, retention=settings.retention)
+    """Every call answers within a short socket timeout; `wait` blocks on a client of its own
+    (it connects only when something waits, so the bot never opens it)."""
+    url = url or resolve_redis_url(settings)
+    client: Any = connect(url)
+    return ApprovalStore(client, retention=settings.retention, waiter=connect_waiter(url))
 
 
 def async_store(settings: Settings, url: str | None = None) -> AsyncApprovalStore:

@@ -17,7 +17,9 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.backoff
 import redis.cluster
+import redis.retry
 import redis.sentinel
 
 from .errors import RedisSetupError
@@ -100,20 +102,44 @@ def parse_redis_url(url: str) -> RedisTarget:
     )
 
 
-def connect(url: str) -> Any:
-    """A blocking client for `url`."""
+# The bot answers a click within Slack's 3 s and a health check within its own few seconds, so
+# a Redis that stops answering (frozen, partitioned) must fail a command well inside that.
+# Every command here is a key read, a pipeline or a short script, far below this.
+COMMAND_TIMEOUT_SECONDS = 2.0
+# A blocking read waits up to the plans' longest wait (an hour) and then some.
+WAIT_SOCKET_TIMEOUT_SECONDS = 3600 + 30
+
+
+def connect(url: str, *, socket_timeout: float | None = COMMAND_TIMEOUT_SECONDS) -> Any:
+    """A blocking client for `url` (the bot and the CLI), whose every call gives up after
+    `socket_timeout`; blocking waits get a client of their own (`connect_waiter`).
+
+    Nothing is retried: a script whose reply timed out may still have run (or run when a
+    frozen server wakes), and sending it again would turn a recorded vote into "you have
+    already voted". The caller says "try again" instead, and a new connection is made then."""
     target = parse_redis_url(url)
     auth: dict[str, Any] = {"password": target.password, "username": target.username}
+    timeouts: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": COMMAND_TIMEOUT_SECONDS if socket_timeout else 5,
+        "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+    }
+    common = {**_COMMON, **timeouts}
     if target.kind == "single":
-        return redis.Redis.from_url(url, **_COMMON)
+        return redis.Redis.from_url(url, **common)
     if target.kind == "cluster":
         nodes = [redis.cluster.ClusterNode(h, p) for h, p in target.nodes]
         return redis.cluster.RedisCluster(startup_nodes=nodes, ssl=target.tls, **auth,
-                                          decode_responses=True, socket_connect_timeout=5,
-                                          socket_timeout=None)
-    sentinel = redis.sentinel.Sentinel(target.nodes, socket_connect_timeout=5,
-                                       sentinel_kwargs={"password": target.password})
-    return sentinel.master_for(target.master, db=target.db, ssl=target.tls, **auth, **_COMMON)
+                                          decode_responses=True, **timeouts)
+    sentinel = redis.sentinel.Sentinel(
+        target.nodes, socket_connect_timeout=timeouts["socket_connect_timeout"],
+        sentinel_kwargs={"password": target.password, "socket_timeout": socket_timeout})
+    return sentinel.master_for(target.master, db=target.db, ssl=target.tls, **auth, **common)
+
+
+def connect_waiter(url: str) -> Any:
+    """The blocking client for `store.wait` (BLPOP), whose socket outlasts the longest wait."""
+    return connect(url, socket_timeout=WAIT_SOCKET_TIMEOUT_SECONDS)
 
 
 def connect_async(url: str) -> Any:

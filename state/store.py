@@ -35,12 +35,19 @@ def _decode(value: Any) -> Any:
     return value
 
 
+# Commands that block server-side until something arrives; they run on the waiter client,
+# whose socket timeout outlasts the wait (the plain client's is short, for quick answers).
+BLOCKING_COMMANDS = frozenset({"blpop"})
+
+
 class ApprovalStore:
-    """Blocking store. The client is passed in; the store never opens connections itself."""
+    """Blocking store. The clients are passed in; the store never opens connections itself.
+    `waiter`, when given, runs the blocking reads of `wait` (see BLOCKING_COMMANDS)."""
 
     def __init__(self, client: Any, *, keys: KeySpace | None = None,
-                 retention: timedelta = DEFAULT_RETENTION) -> None:
+                 retention: timedelta = DEFAULT_RETENTION, waiter: Any = None) -> None:
         self.client = client
+        self.waiter = client if waiter is None else waiter
         self.plans = Plans(keys or KeySpace(), retention)
         self._scripts: dict[str, Any] = {}
 
@@ -54,7 +61,8 @@ class ApprovalStore:
             for call in step.calls:
                 getattr(pipe, call.command)(*call.args, **call.kwargs)
             return pipe.execute()
-        return getattr(self.client, step.command)(*step.args, **step.kwargs)
+        client = self.waiter if step.command in BLOCKING_COMMANDS else self.client
+        return getattr(client, step.command)(*step.args, **step.kwargs)
 
     def _run(self, plan: Plan) -> Any:
         try:
