@@ -45,6 +45,12 @@ class KeySpace:
         """Sorted set request_id -> deadline (ms): what `pending` and the sweeper scan."""
         return f"{self.prefix}:pending"
 
+    def policy(self, policy_hash: str) -> str:
+        """String: an approval policy's text under its content hash. Every request it routes
+        extends its life to that request's deadline plus the retention, so the text outlives
+        the audit trails that name it (`approvals policy show HASH`)."""
+        return f"{self.prefix}:policy:{policy_hash}"
+
     def user_history(self, user_id: str) -> str:
         """List of request ids a user voted on, newest first, capped; for App Home."""
         return f"{self.prefix}:history:{user_id}"

@@ -121,6 +121,9 @@ class RequestSpec(BaseModel):
     timeout_outcome: Outcome = Outcome.REJECT
     flow_run_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     gate: Annotated[str, StringConstraints(max_length=100)] | None = None
+    # Which rule of which approval policy routed the request (`approvals policy show HASH`).
+    policy_rule: Annotated[str, StringConstraints(max_length=100)] | None = None
+    policy_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8,64}$")] | None = None
 
     @model_validator(mode="after")
     def _check_rules(self, info: ValidationInfo) -> Self:

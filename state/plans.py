@@ -107,6 +107,12 @@ def _check_groups(groups: Iterable[str]) -> list[str]:
     return checked
 
 
+def _check_policy_hash(policy_hash: object) -> str:
+    if not isinstance(policy_hash, str) or not re.fullmatch(r"[0-9a-f]{8,64}", policy_hash):
+        raise InvalidRequest(f"policy hash: {policy_hash!r} is not a policy's hash (hex digits)")
+    return policy_hash
+
+
 def _check_reason(reason: str | None) -> str:
     if reason is None:
         return ""
@@ -361,6 +367,22 @@ class Plans:
         if status == "unknown":
             raise RequestNotFound(request_id)
         return status == "attached"
+
+    # -- approval policies -----------------------------------------------------------------
+
+    def keep_policy(self, policy_hash: str, text: str, until: datetime) -> Plan:
+        """Keep a policy's text under its hash until `until` plus the retention (a request's
+        deadline): written once, its expiry only ever extended (NX gives it one, GT extends)."""
+        key = self.keys.policy(_check_policy_hash(policy_hash))
+        expire_at = _to_ms(until) + self.retention_ms
+        yield Batch([Call("set", (key, text), {"nx": True}),
+                     Call("pexpireat", (key, expire_at), {"nx": True}),
+                     Call("pexpireat", (key, expire_at), {"gt": True})])
+
+    def policy_text(self, policy_hash: str) -> Plan:
+        """The text kept under the hash, or None once it has expired (or never was kept)."""
+        text = yield Call("get", (self.keys.policy(_check_policy_hash(policy_hash)),))
+        return text
 
     # -- waiting ---------------------------------------------------------------------------
 

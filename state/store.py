@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .keys import KeySpace
@@ -125,6 +125,13 @@ class ApprovalStore:
 
     def attach_message(self, request_id: str, channel: str, ts: str) -> bool:
         result: bool = self._run(self.plans.attach_message(request_id, channel, ts))
+        return result
+
+    def keep_policy(self, policy_hash: str, text: str, until: datetime) -> None:
+        self._run(self.plans.keep_policy(policy_hash, text, until))
+
+    def policy_text(self, policy_hash: str) -> str | None:
+        result: str | None = self._run(self.plans.policy_text(policy_hash))
         return result
 
 

@@ -34,6 +34,10 @@ for j = 1, n do
   redis.call('HSET', KEYS[2], 'group:' .. ARGV[i + j], '1')
 end
 local entry = {event = 'created', at = now}
+-- The policy rule and hash that routed the request belong to its audit trail.
+local spec = cjson.decode(ARGV[1])
+if type(spec.policy_rule) == 'string' then entry.policy_rule = spec.policy_rule end
+if type(spec.policy_hash) == 'string' then entry.policy_hash = spec.policy_hash end
 if ARGV[2] ~= '' then entry.user = ARGV[2] end
 audit(entry)
 -- A pending request lives until its deadline plus the retention, even if no sweeper runs.

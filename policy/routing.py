@@ -1,0 +1,103 @@
+"""From who asks and what is asked to who approves: `route()` and how its answer is applied.
+
+    route(policy, flow=, gate=, requester=, params=, facts=) -> Routing
+    Routing.settle(caller, fallback) -> Settled      the values a request is created with
+
+Precedence, highest first: the matching rule's keys; what the caller named (a gate's
+arguments, `approvals request` flags; never approvers under `lock: true`); the policy's
+`defaults`; the fallback (the APPROVALS_* settings); the request's own defaults. Approvers and
+approver groups travel together: whoever names either of them names both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from slack_approvals.state.models import Outcome
+
+from .document import ROUTING_KEYS, Policy
+from .errors import ApproversLocked
+
+WHO = ("approvers", "approver_groups")
+# What a request gets when nobody decides a key (the same as RequestSpec's own defaults).
+BASE: Mapping[str, Any] = {"approvers": (), "approver_groups": (), "quorum": 1,
+                           "timeout": timedelta(hours=24), "timeout_outcome": Outcome.REJECT,
+                           "allow_self_approval": False}
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The routing a request is created with, and which rule of which policy decided it."""
+
+    rule: str | None
+    policy_hash: str
+    channel: str | None
+    approvers: tuple[str, ...]
+    approver_groups: tuple[str, ...]
+    quorum: int
+    timeout: timedelta
+    timeout_outcome: Outcome
+    allow_self_approval: bool
+    auto_approve: str | None
+    deny: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "policy_hash": self.policy_hash, "channel": self.channel,
+                "approvers": list(self.approvers), "approver_groups": list(self.approver_groups),
+                "quorum": self.quorum, "timeout": int(self.timeout.total_seconds()),
+                "timeout_outcome": self.timeout_outcome.value,
+                "allow_self_approval": self.allow_self_approval,
+                "auto_approve": self.auto_approve, "deny": self.deny}
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What the policy decided for one request, before the caller's own arguments are merged."""
+
+    rule: str | None  # None: no rule matched, only the defaults apply
+    policy_hash: str
+    builtin: bool
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # the rule's keys
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # the policy's defaults
+    lock: bool = False
+    auto_approve: str | None = None
+    deny: str | None = None
+
+    def settle(self, caller: Mapping[str, Any] | None = None,
+               fallback: Mapping[str, Any] | None = None) -> Settled:
+        """Merge by precedence. `caller`: only the keys the caller named (None values are
+        unnamed); `fallback`: the settings' channel and approvers."""
+        caller = {k: v for k, v in (caller or {}).items() if v is not None and k in ROUTING_KEYS}
+        fallback = {k: v for k, v in (fallback or {}).items() if v is not None}
+        named = [str(v) for key in WHO for v in caller.get(key) or ()]
+        if self.lock and named:
+            raise ApproversLocked(named)
+        layers = [self.overrides, caller, self.defaults, fallback]
+        values: dict[str, Any] = {}
+        for key in ("channel", "quorum", "timeout", "timeout_outcome", "allow_self_approval"):
+            values[key] = next((layer[key] for layer in layers if key in layer), BASE.get(key))
+        who = next((layer for layer in layers if any(key in layer for key in WHO)), {})
+        for key in WHO:
+            values[key] = tuple(who.get(key) or ())
+        return Settled(rule=self.rule, policy_hash=self.policy_hash, auto_approve=self.auto_approve,
+                       deny=self.deny, **values)
+
+
+def route(policy: Policy, *, flow: str | None = None, gate: str | None = None,
+          requester: str | None = None, params: Mapping[str, object] | None = None,
+          facts: Mapping[str, object] | None = None) -> Routing:
+    """The first rule whose match holds decides; no rule: the defaults alone."""
+    document = policy.document
+    defaults = document.defaults.decided()
+    for rule in document.rules:
+        if rule.match.holds(flow=flow, gate=gate, requester=requester, params=params or {},
+                            facts=facts or {}):
+            return Routing(rule=rule.name, policy_hash=policy.hash, builtin=policy.builtin,
+                           overrides=rule.decided(), defaults=defaults,
+                           lock=document.defaults.lock, auto_approve=rule.auto_approve,
+                           deny=rule.deny)
+    return Routing(rule=None, policy_hash=policy.hash, builtin=policy.builtin, defaults=defaults,
+                   lock=document.defaults.lock)
