@@ -11,7 +11,7 @@ import typer
 from slack_approvals.state.private_server import ensure_private_server, stop_private_server
 
 from . import cli_requests
-from .cli_support import EXIT_ERROR, settings_or_exit
+from .cli_support import EXIT_ERROR, fail, settings_or_exit
 from .settings import SettingsError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -116,7 +116,7 @@ def demo(
     """The whole product locally: private Redis, a sandbox Slack, the bot, and real flows."""
     from slack_approvals.core.durations import parse_duration
 
-    from .demo import run_demo
+    from .demo import port_taken, run_demo
     from .demo_scenario import demo_scenario
 
     settings = settings_or_exit()
@@ -125,6 +125,9 @@ def demo(
     except ValueError as e:
         typer.echo(f"error: --timeout: {e}", err=True)
         raise typer.Exit(EXIT_ERROR) from e
+    if port_taken(port):  # before anything starts, so nothing is left to stop
+        raise fail(f"port {port} is already in use: choose another with --port (e.g. --port "
+                   f"{port + 1}, or --port 0 for any free port)")
     raise typer.Exit(run_demo(settings, demo_scenario, auto=auto, port=port, decision_timeout=wait))
 
 

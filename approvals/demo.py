@@ -10,25 +10,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
-from contextlib import ExitStack
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
+import redis
 from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from slack_approvals.bot.ids import request_id_of_vote_block
 from slack_approvals.sandbox.server import SandboxServer
-from slack_approvals.state.models import ApprovalRequest, Status
+from slack_approvals.state.models import USER_ID_PATTERN, ApprovalRequest, Status
 from slack_approvals.state.private_server import ensure_private_server, stop_private_server
 from slack_approvals.state.store import ApprovalStore
 
@@ -38,8 +47,37 @@ from .serving import ServerThread, free_port
 from .settings import Settings
 
 DEMO_BOT_TOKEN = "xoxb-demo-sandbox-token"
+# The demo keeps to a database of its own on the private Redis and empties it when it starts:
+# requests left pending by an earlier demo point at messages of a sandbox that is gone.
+# Database 0 is the one `approvals request` and the bot use.
+DEMO_DB = 1
+# Ctrl+C ends the interactive demo; after its own flows are done that is the normal end.
+INTERRUPTED = 130
+# Prefect's temporary server must not phone home (an offline machine would log errors).
+QUIET_PREFECT = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 STATUS_STYLE = {Status.PENDING: "yellow", Status.APPROVED: "green", Status.REJECTED: "red",
                 Status.TIMED_OUT: "magenta", Status.CANCELLED: "dim"}
+
+
+class People:
+    """Names for user ids, read once each through the bot's Slack client (`users.info`)."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self.names: dict[str, str] = {}
+
+    def name(self, user: str) -> str:
+        if not re.match(USER_ID_PATTERN, user):
+            return user  # not a person: "timeout", a cancel by the system
+        if user not in self.names:
+            try:
+                info = self.client.users_info(user=user)["user"]
+            except (SlackApiError, OSError):
+                return user  # asked again next time
+            profile = info.get("profile") or {}
+            self.names[user] = str(info.get("real_name") or profile.get("display_name")
+                                   or info.get("name") or user)
+        return self.names[user]
 
 
 @dataclass
@@ -48,6 +86,7 @@ class DemoStack:
     sandbox: SandboxServer
     runtime: BotRuntime
     store: ApprovalStore
+    people: People
     seen: dict[str, ApprovalRequest] = field(default_factory=dict)
 
     def posted_ids(self) -> list[str]:
@@ -69,26 +108,30 @@ class DemoStack:
         return sorted(self.seen.values(), key=lambda r: r.created_at)
 
 
-def requests_table(requests: list[ApprovalRequest]) -> Table:
+def requests_table(requests: list[ApprovalRequest], people: People) -> Table:
+    """Stored text is shown as typed (Text, not markup); people by name, not by id."""
     table = Table("request", "title", "channel", "votes", "state", "decided by", title="Requests")
     table.columns[0].no_wrap = True
     for r in requests:
         state = r.status.value.replace("_", " ")
-        table.add_row(r.id, r.spec.title, r.spec.channel,
-                      ", ".join(f"{v.user} {v.vote.value}" for v in r.votes) or "-",
-                      f"[{STATUS_STYLE[r.status]}]{state}[/]",
-                      (r.decision.decided_by or "-") if r.decision else "")
+        table.add_row(r.id, Text(r.spec.title), Text(r.spec.channel),
+                      Text(", ".join(f"{people.name(v.user)} {v.vote.value}" for v in r.votes)
+                           or "-"),
+                      Text(state, style=STATUS_STYLE[r.status]),
+                      Text(people.name(r.decision.decided_by or "-")) if r.decision else "")
     return table
 
 
 def audit_tables(stack: DemoStack) -> Group:
     tables = []
     for request in stack.refresh():
-        table = Table("time (UTC)", "event", "user", "detail", title=f"Audit: {request.spec.title}")
+        table = Table("time (UTC)", "event", "user", "detail",
+                      title=Text(f"Audit: {request.spec.title}"))
         for event in stack.store.audit(request.id):
             detail = " ".join(x for x in (event.vote.value if event.vote else "", event.reason or "")
                               if x)
-            table.add_row(f"{event.at:%H:%M:%S.%f}"[:-3], event.event, event.user or "-", detail)
+            table.add_row(f"{event.at:%H:%M:%S.%f}"[:-3], event.event,
+                          Text(stack.people.name(event.user) if event.user else "-"), Text(detail))
         tables.append(table)
     return Group(*tables)
 
@@ -127,19 +170,36 @@ def run_demo(settings: Settings, scenario: Scenario, *, auto: bool, port: int,
     quiet_flow_logs()
     with ExitStack() as stack:
         redis_url = start_redis(stack, settings, console)
-        start_prefect_server(stack, console)
+        start_prefect_server(stack, settings, console)
         sandbox, link = start_sandbox(stack, port)
         bot_settings = demo_settings(settings, sandbox, redis_url, link)
         demo = start_bot(stack, bot_settings, sandbox, link, console)
         if auto:
             start_auto_clicker(stack, sandbox, console)
         run = start_scenario(scenario, demo, decision_timeout)
-        follow_requests(demo, run.done, console)
-        result = run.result()
-        print_report(demo, result, console)
+        interrupted = follow_requests(demo, run, console, until_interrupted=not auto)
+        print_report(demo, run.result() if run.done.is_set() else {}, console)
+        if interrupted:
+            if run.done.is_set() and not auto:
+                return 0  # the interactive demo's normal end
+            console.print("Interrupted: stopping what the demo started.")
+            return INTERRUPTED
         if auto and not policy_held(demo, console):
             return 1
     return 0
+
+
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the sandbox page could not listen on `port` (0 means any free port)."""
+    if port == 0:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def unwind_on_sigterm() -> None:
@@ -155,31 +215,83 @@ def quiet_flow_logs() -> None:
 
 
 def start_redis(stack: ExitStack, settings: Settings, console: Console) -> str:
-    """The configured Redis if there is one, else the private server; a private server this
-    run started is stopped at the end, one that was already running is left alone."""
-    if settings.redis_url:
-        return settings.redis_url
+    """A database of the demo's own on the private server, emptied first, so nothing from an
+    earlier demo shows up; REDIS_URL is left alone (the demo's people and requests are made
+    up). A private server this run started is stopped at the end, one already running is not."""
     folder = settings.approvals_data_dir / "redis"
     server = ensure_private_server(folder)
     if server.started_now:
         stack.callback(stop_private_server, folder)
-    console.print(f"Redis: private server {server.url} ({server.binary})")
-    return server.url
+    url = demo_database(server.url)
+    client = redis.Redis.from_url(url, socket_timeout=10)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    note = " (REDIS_URL is not used by the demo)" if settings.redis_url else ""
+    console.print(f"Redis: private server {escape(url)} ({escape(server.binary)}){note}")
+    return url
 
 
-def start_prefect_server(stack: ExitStack, console: Console) -> None:
+def demo_database(url: str) -> str:
+    """The private server's URL with the demo's database number in place of the default."""
+    return re.sub(r"/\d*$", f"/{DEMO_DB}", url) if re.search(r":\d+/\d*$", url) \
+        else f"{url.rstrip('/')}/{DEMO_DB}"
+
+
+def start_prefect_server(stack: ExitStack, settings: Settings, console: Console) -> None:
     """One temporary Prefect server for the scenario and for flows started from Slack, unless
-    PREFECT_API_URL names one; left to themselves, each event loop thread would start its own."""
+    PREFECT_API_URL names one; left to themselves, each event loop thread would start its own.
+
+    The server runs in a session of its own, so the terminal's Ctrl+C reaches only the demo,
+    which sends the last events and logs before it stops the server (else Prefect prints
+    "Error logging to API" and an EventsWorker dump); its output goes to a file, not across
+    the live table.
+    """
+    for name, value in QUIET_PREFECT.items():
+        os.environ.setdefault(name, value)
     if os.environ.get("PREFECT_API_URL"):
+        stack.callback(flush_prefect)
         return
     from prefect.server.api.server import SubprocessASGIServer  # Prefect loads only when needed
 
-    server = SubprocessASGIServer()
+    log_path = settings.approvals_data_dir / "prefect-server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = stack.enter_context(log_path.open("ab"))
+
+    class DetachedServer(SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            import prefect
+            from prefect.settings import get_current_settings
+
+            return subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
+                 "--factory",
+                 "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
+                env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                     "PREFECT__SERVER_FINAL": "1",
+                     **get_current_settings().to_environment_variables(exclude_unset=True),
+                     **QUIET_PREFECT},
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                start_new_session=True)
+
+    server = DetachedServer()
     server.start(timeout=120)
     stack.callback(server.stop)
     os.environ["PREFECT_API_URL"] = server.api_url
     stack.callback(os.environ.pop, "PREFECT_API_URL", None)
+    stack.callback(flush_prefect)  # runs first: the server is still there to receive them
     console.print(f"Prefect: temporary server {server.api_url}")
+
+
+def flush_prefect(timeout: float = 10.0) -> None:
+    """Send the events and log lines Prefect still holds while its server can receive them."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    EventsWorker.drain_all(timeout=timeout)
+    APILogWorker.drain_all(timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -227,7 +339,8 @@ def start_bot(stack: ExitStack, settings: Settings, sandbox: SandboxServer, link
     console.print(f"Sandbox Slack: [bold]{sandbox.url}/?user=U02FRANK&channel=C02FINANCE[/bold]"
                   "  (switch people in the sidebar)")
     console.print(f"Bot: {bot.url}/slack/events")
-    return DemoStack(settings, sandbox, runtime, runtime.deps.store)
+    return DemoStack(settings, sandbox, runtime, runtime.deps.store,
+                     People(runtime.deps.messenger.client))
 
 
 def start_auto_clicker(stack: ExitStack, sandbox: SandboxServer, console: Console) -> None:
@@ -271,27 +384,110 @@ def start_scenario(scenario: Scenario, demo: DemoStack, decision_timeout: timede
     return run
 
 
-def follow_requests(demo: DemoStack, done: threading.Event, console: Console) -> None:
-    """A live table on a terminal; piped to a file or CI log, one table at the end instead of a
-    redraw per tick."""
-    if not console.is_terminal:
-        done.wait()
-        console.print(requests_table(demo.refresh()))
-        return
-    with Live(requests_table(demo.refresh()), console=console, refresh_per_second=4) as live:
-        while not done.wait(0.25):
-            live.update(requests_table(demo.refresh()))
-        live.update(requests_table(demo.refresh()))
+def follow_requests(demo: DemoStack, run: ScenarioRun, console: Console, *,
+                    until_interrupted: bool) -> bool:
+    """Follow the requests until the scenario is done or, with `until_interrupted`, until
+    Ctrl+C (flows started from the page keep running meanwhile); True when interrupted.
+
+    A live table on a terminal; piped to a file or CI log, a line per change of a request and
+    one table at the end instead of a redraw per tick."""
+    def table() -> Table:
+        return requests_table(demo.refresh(), demo.people)
+
+    announced = False
+    shown: dict[str, Status] = {}
+
+    def print_changes() -> None:
+        for r in demo.refresh():
+            if shown.get(r.id) != r.status:
+                shown[r.id] = r.status
+                console.print(Text(f"{r.id} {r.spec.title} ({r.spec.channel}): "
+                                   f"{r.status.value.replace('_', ' ')}"), soft_wrap=True)
+
+    def announce_when_done() -> None:
+        nonlocal announced
+        if until_interrupted and run.done.is_set() and not announced:
+            announced = True
+            console.print(results_table(run.result()))
+            console.print("The demo's own flows are done; the page stays up for flows started "
+                          "from it (/approvals run ...). Ctrl+C stops the demo.")
+
+    try:
+        if not console.is_terminal:
+            while until_interrupted or not run.done.is_set():
+                run.done.wait(0.5)
+                print_changes()
+                announce_when_done()
+            print_changes()
+            console.print(table())
+            return False
+        with logs_above(console), Live(table(), console=console, refresh_per_second=4) as live:
+            while until_interrupted or not run.done.is_set():
+                run.done.wait(0.25)
+                announce_when_done()
+                live.update(table())
+            live.update(table())
+    except KeyboardInterrupt:
+        if not console.is_terminal:
+            console.print(table())
+        return True
+    return False
+
+
+@contextmanager
+def logs_above(console: Console) -> Iterator[None]:
+    """Log lines printed through the live display's console land above the table instead of
+    tearing it: handlers writing to the terminal are swapped for one that prints there."""
+    terminal = {sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__}
+    swapped: list[tuple[logging.Logger, logging.Handler, ConsoleLogHandler]] = []
+    loggers = [logging.getLogger()] + [logger for logger in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(logger, logging.Logger)]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.StreamHandler) and handler.stream in terminal:
+                above = ConsoleLogHandler(console, handler)
+                logger.removeHandler(handler)
+                logger.addHandler(above)
+                swapped.append((logger, handler, above))
+    try:
+        yield
+    finally:
+        for logger, handler, above in swapped:
+            logger.removeHandler(above)
+            logger.addHandler(handler)
+
+
+class ConsoleLogHandler(logging.Handler):
+    """Prints records as the handler it stands in for formats them, through a Rich console."""
+
+    def __init__(self, console: Console, original: logging.Handler) -> None:
+        super().__init__(original.level)
+        self.console = console
+        self.original = original
+        for log_filter in original.filters:
+            self.addFilter(log_filter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = (self.original.formatter or logging.Formatter()).format(record)
+            self.console.print(Text(line), soft_wrap=True)
+        except Exception:  # a log line must never break the demo
+            self.handleError(record)
+
+
+def results_table(result: dict[str, Any]) -> Table:
+    summary = Table("flow", "result", title="Summary")
+    for name, value in result.items():
+        summary.add_row(name, Text(str(value)))
+    return summary
 
 
 def print_report(demo: DemoStack, result: dict[str, Any], console: Console) -> None:
-    """The audit trail of every request, then what each flow returned."""
+    """The audit trail of every request, then what each flow returned (if they finished)."""
     time.sleep(0.5)  # let the last message edits land before printing the audit
     console.print(audit_tables(demo))
-    summary = Table("flow", "result", title="Summary")
-    for name, value in result.items():
-        summary.add_row(name, str(value))
-    console.print(summary)
+    if result:
+        console.print(results_table(result))
 
 
 def policy_held(demo: DemoStack, console: Console) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -89,6 +90,15 @@ def test_people_decide_in_the_browser_and_the_flows_finish(
     act_as(page, url, "U01MAYA", "C05DEPLOYS")
     approve(page, "Deploy checkout")
 
+    # The demo stays up for flows started from the page until Ctrl+C, its normal end.
+    deadline = time.monotonic() + 120
+    while "Ctrl+C stops the demo" not in log.read_text():
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the demo's flows did not finish"
+        time.sleep(0.5)
+    time.sleep(2)
+    assert process.poll() is None, "the interactive demo exited by itself"
+    process.send_signal(signal.SIGINT)
     process.wait(timeout=120)
     output = log.read_text()
     assert process.returncode == 0, output[-3000:]
