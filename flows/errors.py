@@ -4,6 +4,8 @@
     ├── ServicesNotInstalled      no services factory was installed before a gate ran
     ├── DecisionPending           a gate's wait slice ended without a decision; Prefect retries it
     ├── ApprovalRejected          a gate with raise_on_reject=True was rejected or timed out
+    ├── RedisOutage               Redis stayed unreachable longer than a waiting gate's budget
+    ├── FlowRunCancelled          the gate's own flow run was cancelled; it does not pass
     ├── UnknownFlow               the registry has no flow by that name
     └── BadParameters             parameters for a registered flow failed validation
 """
@@ -45,6 +47,27 @@ class ApprovalRejected(FlowsError):
         why = f": {decision.reason}" if decision.reason else ""
         super().__init__(f"request {decision.request_id} {decision.status.value}{who}{why}")
         self.decision = decision
+
+
+class RedisOutage(FlowsError):
+    """A gate waited out Redis being unreachable for its whole budget; the run fails here."""
+
+    def __init__(self, request_id: str, down_seconds: float, budget_seconds: float,
+                 error: BaseException) -> None:
+        super().__init__(
+            f"Redis was unreachable for {down_seconds:.0f} s while request {request_id} waited for "
+            f"its decision; a gate waits out {budget_seconds:g} s (redis_outage_seconds, "
+            f"APPROVALS_REDIS_OUTAGE_SECONDS). Last error: {error}")
+        self.request_id = request_id
+
+
+class FlowRunCancelled(FlowsError):
+    """The flow run was cancelled while its gate waited; whatever was decided, it stops here."""
+
+    def __init__(self, request_id: str, flow_run_name: str) -> None:
+        super().__init__(f"the flow run {flow_run_name} was cancelled while request {request_id} "
+                         "waited; the gate does not pass")
+        self.request_id = request_id
 
 
 class UnknownFlow(FlowsError, LookupError):

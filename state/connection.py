@@ -16,11 +16,13 @@ from urllib.parse import unquote, urlsplit
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.backoff
 import redis.cluster
 import redis.retry
 import redis.sentinel
+from redis.backoff import ExponentialWithJitterBackoff
 
 from .errors import RedisSetupError
 
@@ -142,16 +144,39 @@ def connect_waiter(url: str) -> Any:
     return connect(url, socket_timeout=WAIT_SOCKET_TIMEOUT_SECONDS)
 
 
+# Redis is away for now (killed and restarting, loading its AOF, failing over to a replica),
+# not refusing what we asked: worth waiting out. BusyLoadingError and Sentinel's
+# MasterNotFoundError are ConnectionErrors; a demoted master answers READONLY until the
+# client reconnects to the new one.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
+)
+
+
+def async_retry() -> redis.asyncio.retry.Retry:
+    """Rides out a blip of a second or two (a failover, a restart); a longer outage surfaces
+    as a ConnectionError for the caller to wait out on its own terms.
+
+    `from_url` gives no retries at all (Retry(NoBackoff, 0)). A resent command records
+    nothing twice: every write is a Lua script on ids chosen before it runs (create finds the
+    request it made, decide refuses a second vote by the same user, close leaves a closed
+    request alone), and the waiter's wake-up token is a hint that a second copy only repeats."""
+    return redis.asyncio.retry.Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3)
+
+
 def connect_async(url: str) -> Any:
-    """An asyncio client for `url`; one per event loop."""
+    """An asyncio client for `url`, with `async_retry()`; one per event loop."""
     target = parse_redis_url(url)
     auth: dict[str, Any] = {"password": target.password, "username": target.username}
     if target.kind == "single":
-        return redis.asyncio.Redis.from_url(url, **_COMMON)
+        return redis.asyncio.Redis.from_url(url, retry=async_retry(), **_COMMON)
     if target.kind == "cluster":
         nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes]
         return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, ssl=target.tls, **auth,
-                                                  decode_responses=True, socket_timeout=None)
+                                                  decode_responses=True, socket_timeout=None,
+                                                  retry=async_retry())
     sentinel = redis.asyncio.sentinel.Sentinel(target.nodes, socket_connect_timeout=5,
                                                sentinel_kwargs={"password": target.password})
-    return sentinel.master_for(target.master, db=target.db, ssl=target.tls, **auth, **_COMMON)
+    return sentinel.master_for(target.master, db=target.db, ssl=target.tls, **auth,
+                               retry=async_retry(), **_COMMON)
