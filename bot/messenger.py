@@ -8,8 +8,11 @@ import weakref
 from collections import OrderedDict
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
+from slack_approvals.state.errors import RequestNotFound
 from slack_approvals.state.models import ApprovalRequest
 from slack_approvals.state.store import ApprovalStore
 
@@ -18,6 +21,19 @@ from .blocks import request_message
 log = logging.getLogger(__name__)
 
 SHOWN_REMEMBERED = 10_000  # requests whose last shown revision is kept, newest first
+# Slack's answers that say "not now" rather than "never": the edit is worth trying again.
+PASSING_ERRORS = frozenset({"ratelimited", "fatal_error", "internal_error", "service_unavailable",
+                            "request_timeout"})
+
+
+def passing(error: Exception) -> bool:
+    """A failure a later edit may get past (rate limit, 5xx, network), unlike a deleted
+    message or a channel the bot left, which no retry mends."""
+    if isinstance(error, SlackApiError):
+        status = getattr(error.response, "status_code", 200)
+        return (status == 429 or status >= 500
+                or error.response.get("error") in PASSING_ERRORS)
+    return isinstance(error, OSError)  # timeouts, refused connections, DNS
 
 
 class Messenger:
@@ -71,14 +87,40 @@ class Messenger:
             if shown is not None and request.revision < shown:
                 return request
             if request.message_channel and request.message_ts:
-                self.client.chat_update(channel=request.message_channel, ts=request.message_ts,
-                                        **request_message(request))
+                try:
+                    self.client.chat_update(channel=request.message_channel,
+                                            ts=request.message_ts, **request_message(request))
+                except Exception as e:
+                    if passing(e):
+                        self._mark_stale(request.id)
+                    raise
             with self._guard:
                 self._shown[request.id] = request.revision
                 self._shown.move_to_end(request.id)
                 while len(self._shown) > SHOWN_REMEMBERED:
                     self._shown.popitem(last=False)
             return request
+
+    def _mark_stale(self, request_id: str) -> None:
+        try:
+            self.store.mark_stale(request_id)
+        except RedisError as e:  # Redis away too: the message stays stale, as it would anyway
+            log.error("could not mark the message of %s for a later edit: %s", request_id, e)
+
+    def refresh_stale(self, limit: int = 100) -> int:
+        """Edit again the messages whose last edit failed (the sweeper calls this); returns
+        how many now show their request. One that fails again is marked again."""
+        shown = 0
+        for request_id in self.store.take_stale(limit):
+            try:
+                self.refresh(self.store.get(request_id))
+            except RequestNotFound:
+                continue  # past its retention: nothing left to show
+            except Exception as e:
+                log.warning("the message of %s is still not edited: %s", request_id, e)
+                continue
+            shown += 1
+        return shown
 
     def post_message(self, channel: str, message: dict[str, Any]) -> tuple[str, str]:
         """A message that is not a request's (the department roll-up): its channel id and ts."""

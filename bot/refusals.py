@@ -28,3 +28,12 @@ def refusal_text(status: DecideStatus, request: ApprovalRequest | None, request_
     if status is DecideStatus.DUPLICATE_VOTE:
         return f"You have already voted on {title}; a vote cannot be changed."
     raise ValueError(f"{status} is not a refusal")
+
+
+# Redis did not answer in time (frozen, partitioned, restarting): nothing can be promised
+# about this click, and a second click is safe (the store refuses a second vote).
+STORE_UNAVAILABLE_TEXT = ("Could not record your vote: the approvals store did not answer just "
+                          "now. Please try again in a moment.")
+# views.open was rate-limited or failed, and Slack's 3 s budget leaves no time to retry.
+MODAL_UNAVAILABLE_TEXT = ("Slack did not open the box for your reason just now, so nothing was "
+                          "recorded. Please click Reject again in a moment.")

@@ -1,4 +1,5 @@
-"""Closes overdue requests with their timeout outcome, through the one close path."""
+"""Closes overdue requests with their timeout outcome, through the one close path, and edits
+again the messages whose last edit failed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ class Sweeper:
         self._thread = threading.Thread(target=self._loop, name="approvals-sweeper", daemon=True)
 
     def sweep_once(self) -> int:
-        return len(self.deps.closer.expire_due())
+        """Closes what is overdue (returns how many), then re-edits stale messages."""
+        closed = len(self.deps.closer.expire_due())
+        self.deps.messenger.refresh_stale()
+        return closed
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -54,3 +54,8 @@ class KeySpace:
     def user_history(self, user_id: str) -> str:
         """List of request ids a user voted on, newest first, capped; for App Home."""
         return f"{self.prefix}:history:{user_id}"
+
+    def stale_messages(self) -> str:
+        """Set of request ids whose last message edit failed (Slack down, rate-limited); the
+        bot's sweeper takes them and edits again. Expires with the retention, like a request."""
+        return f"{self.prefix}:stale-messages"

@@ -368,6 +368,18 @@ class Plans:
             raise RequestNotFound(request_id)
         return status == "attached"
 
+    def mark_stale(self, request_id: str) -> Plan:
+        """The request's message could not be edited: show it again later."""
+        check_request_id(request_id)
+        key = self.keys.stale_messages()
+        yield Batch([Call("sadd", (key, request_id)), Call("pexpire", (key, self.retention_ms))])
+
+    def take_stale(self, limit: int) -> Plan:
+        """Up to `limit` requests whose message is stale, removed from the set as they are
+        taken, so two bots never both edit one; an edit that fails again marks it again."""
+        taken = yield Call("spop", (self.keys.stale_messages(), limit))
+        return sorted(taken or [])
+
     # -- approval policies -----------------------------------------------------------------
 
     def keep_policy(self, policy_hash: str, text: str, until: datetime) -> Plan:

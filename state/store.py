@@ -127,6 +127,13 @@ class ApprovalStore:
         result: bool = self._run(self.plans.attach_message(request_id, channel, ts))
         return result
 
+    def mark_stale(self, request_id: str) -> None:
+        self._run(self.plans.mark_stale(request_id))
+
+    def take_stale(self, limit: int = 100) -> list[str]:
+        result: list[str] = self._run(self.plans.take_stale(limit))
+        return result
+
     def keep_policy(self, policy_hash: str, text: str, until: datetime) -> None:
         self._run(self.plans.keep_policy(policy_hash, text, until))
 
@@ -223,4 +230,11 @@ class AsyncApprovalStore:
 
     async def attach_message(self, request_id: str, channel: str, ts: str) -> bool:
         result: bool = await self._run(self.plans.attach_message(request_id, channel, ts))
+        return result
+
+    async def mark_stale(self, request_id: str) -> None:
+        await self._run(self.plans.mark_stale(request_id))
+
+    async def take_stale(self, limit: int = 100) -> list[str]:
+        result: list[str] = await self._run(self.plans.take_stale(limit))
         return result

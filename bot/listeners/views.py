@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_bolt import Ack, App
 
 from slack_approvals.state.models import MAX_REASON, Outcome
@@ -11,8 +13,10 @@ from slack_approvals.state.models import MAX_REASON, Outcome
 from ..blocks import parse_modal_metadata
 from ..deps import BotDeps
 from ..ids import REASON_BLOCK, REASON_INPUT, REJECT_MODAL
-from ..refusals import refusal_text
+from ..refusals import STORE_UNAVAILABLE_TEXT, refusal_text
 from ..voting import Clicker, follow_up, record_vote
+
+log = logging.getLogger(__name__)
 
 
 def handle_reject_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any],
@@ -29,7 +33,12 @@ def handle_reject_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any
         return
     request_id, from_home = parse_modal_metadata(str(view.get("private_metadata", "")))
     user = body["user"]["id"]
-    result = record_vote(deps, request_id, user, Outcome.REJECT, reason)
+    try:
+        result = record_vote(deps, request_id, user, Outcome.REJECT, reason)
+    except RedisError as e:
+        log.error("could not record a rejection of %s: Redis %s", request_id, type(e).__name__)
+        ack(response_action="errors", errors={REASON_BLOCK: STORE_UNAVAILABLE_TEXT})
+        return
     if not result.status.accepted:
         # Someone else may have decided while the modal was open: say so where the user looks.
         ack(response_action="errors",
