@@ -7,16 +7,20 @@ from slack_approvals.state.models import ApprovalRequest
 from .blocks import home_view
 from .deps import BotDeps
 
+# More than App Home (15 cards) or `/approvals list` (10) show.
+LIST_LENGTH = 50
 
-def decidable_by(deps: BotDeps, user: str) -> list[ApprovalRequest]:
-    """Pending requests naming `user` (directly or by group) that they could vote on now.
+
+def decidable_by(deps: BotDeps, user: str, limit: int = LIST_LENGTH) -> list[ApprovalRequest]:
+    """Pending requests naming `user` (directly or by group) that they could vote on now,
+    soonest deadline first, read from the user's and their groups' own indexes so that no
+    number of other pending requests can push them out.
 
     Requests open to anyone are left out: they are decided where they were posted, and
-    listing them to everyone would show a private channel's request outside it."""
-    pending_all = [r for r in deps.store.pending(limit=200) if not r.spec.open_to_anyone]
-    candidate_groups = {g for r in pending_all for g in r.spec.approver_groups}
-    groups = frozenset(deps.groups.groups_of(user, candidate_groups))
-    return [r for r in pending_all if r.may_decide(user, groups)]
+    listing them to everyone would show a private channel's request outside it. A group
+    Slack could not list just now is left out too (logged by the resolver)."""
+    groups, _ = deps.groups.membership(user, deps.store.pending_groups())
+    return deps.store.pending(user, groups, limit=limit, include_open=False)
 
 
 def publish_home(deps: BotDeps, user: str, notice: str | None = None) -> None:

@@ -37,3 +37,9 @@ STORE_UNAVAILABLE_TEXT = ("Could not record your vote: the approvals store did n
 # views.open was rate-limited or failed, and Slack's 3 s budget leaves no time to retry.
 MODAL_UNAVAILABLE_TEXT = ("Slack did not open the box for your reason just now, so nothing was "
                           "recorded. Please click Reject again in a moment.")
+
+
+def group_lookup_failed_text(request_id: str) -> str:
+    """Said instead of "not one of the approvers" when Slack could not list a user group."""
+    return (f"Slack could not tell whether you are in an approver group of `{escape(request_id)}` "
+            "just now, so your vote was not recorded. Please try again in a minute.")

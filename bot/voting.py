@@ -32,7 +32,7 @@ def record_vote(deps: BotDeps, request_id: str, user: str, vote: Outcome,
 
     Slack's group membership is looked up only when the script refuses a user who is not
     named directly and the request names groups, so a named approver's click costs one
-    script and one read."""
+    script and one read. Raises GroupLookupFailed when Slack could not list the groups."""
     try:
         check_request_id(request_id)
     except InvalidRequest:

@@ -12,6 +12,7 @@
     ├── FlowsError                      flows.errors
     │   ├── ServicesNotInstalled        no services were installed before a gate ran
     │   ├── DecisionPending             a wait slice ended without a decision; Prefect retries it
+    ├── GroupLookupFailed               bot.groups: Slack could not list a user group just now
     │   ├── ApprovalRejected            a gate with raise_on_reject=True was not approved
     │   ├── UnknownFlow                 the registry has no flow by that name
     │   └── BadParameters               parameters for a registered flow failed validation

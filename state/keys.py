@@ -1,8 +1,10 @@
 """Every Redis key the project uses, spelled once.
 
 All keys of one request share the hash tag `{<request_id>}`, so a single Lua script may touch
-them all, on a single server or a Redis Cluster. The cross-request indexes live in other slots;
-they are hints kept up to date by separate commands, and readers re-check the request itself.
+them all, on a single server or a Redis Cluster. The cross-request indexes (all pending, per
+approver, per group, open to anyone) live in other slots; they are hints kept up to date by
+separate commands right after each script, readers re-check the request itself and remove
+entries whose request closed or vanished. Every index expires with its longest-lived entry.
 """
 
 from __future__ import annotations
@@ -50,6 +52,24 @@ class KeySpace:
         extends its life to that request's deadline plus the retention, so the text outlives
         the audit trails that name it (`approvals policy show HASH`)."""
         return f"{self.prefix}:policy:{policy_hash}"
+
+    def pending_by_approver(self, user_id: str) -> str:
+        """Sorted set request_id -> deadline (ms): pending requests naming this user and not
+        yet voted on by them, so a user's list is exact however many others wait."""
+        return f"{self.prefix}:pending:user:{user_id}"
+
+    def pending_by_group(self, group_id: str) -> str:
+        """Sorted set request_id -> deadline (ms): pending requests naming this user group."""
+        return f"{self.prefix}:pending:group:{group_id}"
+
+    def pending_open(self) -> str:
+        """Sorted set request_id -> deadline (ms): pending requests open to anyone."""
+        return f"{self.prefix}:pending:open"
+
+    def pending_groups(self) -> str:
+        """Sorted set group_id -> latest deadline (ms) of a request naming it: the groups whose
+        membership a user's list must look up. Entries past their deadline are dropped."""
+        return f"{self.prefix}:pending:groups"
 
     def user_history(self, user_id: str) -> str:
         """List of request ids a user voted on, newest first, capped; for App Home."""

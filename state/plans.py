@@ -41,6 +41,8 @@ from .models import (
 )
 
 HISTORY_LENGTH = 50
+# Requests read per round trip while looking for the open ones of a list.
+READ_CHUNK = 100
 DEFAULT_RETENTION = timedelta(days=30)
 
 
@@ -224,22 +226,99 @@ class Plans:
                 raise CorruptRecord(f"request {request_id}: bad audit entry {raw!r}") from e
         return events
 
-    def pending(self, user: str | None, groups: Iterable[str], limit: int) -> Plan:
-        """Open requests, soonest deadline first; for a user, only those they may decide now."""
-        member_of = frozenset(_check_groups(groups))
-        if user is not None:
-            _check_user(user)
-        ids = yield Call("zrange", (self.keys.pending_index(), 0, max(limit, 1) * 4 - 1))
-        requests = yield from self._read_many(list(ids))
-        live = {r.id for r in requests if r.status is Status.PENDING}
-        stale = [request_id for request_id in ids if request_id not in live]
+    def indexes_of(self, spec: RequestSpec) -> list[str]:
+        """Every pending index a request with this spec is listed in while it is open."""
+        keys = [self.keys.pending_index()]
+        keys += [self.keys.pending_by_approver(u) for u in spec.approvers]
+        keys += [self.keys.pending_by_group(g) for g in spec.approver_groups]
+        if spec.open_to_anyone:
+            keys.append(self.keys.pending_open())
+        return keys
+
+    def _live(self, ids: list[str], sources: Mapping[str, Iterable[str]],
+              stale: dict[str, set[str]]) -> Plan:
+        """The requests among `ids` that are still pending, in order. Entries whose request
+        closed or vanished are noted in `stale` (index key -> ids) for `_heal`."""
+        requests = {r.id: r for r in (yield from self._read_many(ids))}
+        live = []
+        for request_id in ids:
+            request = requests.get(request_id)
+            if request is not None and request.status is Status.PENDING:
+                live.append(request)
+                continue
+            keys = set(sources.get(request_id, ()))
+            if request is not None:
+                keys.update(self.indexes_of(request.spec))
+            for key in keys:
+                stale.setdefault(key, set()).add(request_id)
+        return live
+
+    def _heal(self, stale: dict[str, set[str]]) -> Plan:
+        """The indexes are hints: drop entries whose request closed or expired from Redis."""
         if stale:
-            # The index is a hint: heal entries whose request closed or expired from Redis.
-            yield Call("zrem", (self.keys.pending_index(), *stale))
-        open_requests = [r for r in requests if r.status is Status.PENDING]
-        if user is not None:
-            open_requests = [r for r in open_requests if r.may_decide(user, member_of)]
-        return open_requests[:limit]
+            yield Batch([Call("zrem", (key, *sorted(ids))) for key, ids in sorted(stale.items())])
+
+    def pending(self, user: str | None, groups: Iterable[str], limit: int,
+                include_open: bool = True) -> Plan:
+        """Open requests, soonest deadline first; for a user, only those they may decide now.
+
+        A user's list reads only the indexes of requests that name them or one of `groups`
+        (and, with `include_open`, those open to anyone), so it is exact however many other
+        requests wait."""
+        member_of = frozenset(_check_groups(groups))
+        limit = max(limit, 1)
+        stale: dict[str, set[str]] = {}
+        found: list[ApprovalRequest] = []
+        if user is None:
+            index = self.keys.pending_index()
+            start = 0
+            while len(found) < limit:
+                ids = list((yield Call("zrange", (index, start, start + READ_CHUNK - 1))))
+                found += yield from self._live(ids, {i: (index,) for i in ids}, stale)
+                if len(ids) < READ_CHUNK:
+                    break
+                start += READ_CHUNK
+            yield from self._heal(stale)
+            return found[:limit]
+        _check_user(user)
+        sources_keys = [self.keys.pending_by_approver(user)]
+        sources_keys += [self.keys.pending_by_group(g) for g in sorted(member_of)]
+        if include_open:
+            sources_keys.append(self.keys.pending_open())
+        replies = yield Batch([Call("zrange", (key, 0, -1), {"withscores": True})
+                               for key in sources_keys])
+        deadlines: dict[str, float] = {}
+        sources: dict[str, list[str]] = {}
+        for key, entries in zip(sources_keys, replies, strict=True):
+            for request_id, score in entries:
+                deadlines[request_id] = float(score)
+                sources.setdefault(request_id, []).append(key)
+        ordered = sorted(deadlines, key=lambda i: (deadlines[i], i))
+        for start in range(0, len(ordered), READ_CHUNK):
+            chunk = ordered[start:start + READ_CHUNK]
+            live = yield from self._live(chunk, sources, stale)
+            found += [r for r in live if r.may_decide(user, member_of)
+                      and (include_open or not r.spec.open_to_anyone)]
+            if len(found) >= limit:
+                break
+        yield from self._heal(stale)
+        return found[:limit]
+
+    def pending_groups(self) -> Plan:
+        """User groups named by requests still before their deadline: the groups whose
+        membership a user's list needs to know."""
+        index = self.keys.pending_groups()
+        seconds, micros = yield Call("time")
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        # Scores are the latest deadline naming the group; a create only ever raises them
+        # (ZADD GT), so this never drops a group that a concurrent create just named.
+        _, groups = yield Batch([Call("zremrangebyscore", (index, "-inf", f"({now_ms}")),
+                                 Call("zrange", (index, 0, -1))])
+        groups = list(groups)
+        if not groups:
+            return []
+        exists = yield Batch([Call("exists", (self.keys.pending_by_group(g),)) for g in groups])
+        return [g for g, there in zip(groups, exists, strict=True) if there]
 
     def recent(self, user: str, limit: int) -> Plan:
         """Requests the user voted on, newest first."""
@@ -280,14 +359,25 @@ class Plans:
             raise InvalidRequest("deadline: already past by the server's clock")
         request = yield from self._read(request_id)
         if request.status is Status.PENDING:
-            index = self.keys.pending_index()
-            # The index lives as long as its longest-lived entry could (deadline + retention):
+            # Each index lives as long as its longest-lived entry could (deadline + retention):
             # NX gives a new index its TTL, GT only ever extends it (Redis >= 7), so concurrent
             # creates settle on the latest expiry and an index nobody sweeps still goes away.
+            # A retried create lands here again, so an index write lost with a crashed client
+            # is made good by the retry.
             expire_at = int(deadline) + self.retention_ms
-            yield Batch([Call("zadd", (index, {request_id: int(deadline)})),
-                         Call("pexpireat", (index, expire_at), {"nx": True}),
-                         Call("pexpireat", (index, expire_at), {"gt": True})])
+            # A retry after votes must not list the request again to those who voted.
+            voted = {self.keys.pending_by_approver(v.user) for v in request.votes}
+            calls = [Call("zadd", (index, {request_id: int(deadline)}))
+                     for index in self.indexes_of(request.spec) if index not in voted]
+            if spec.approver_groups:
+                calls.append(Call("zadd", (self.keys.pending_groups(),
+                                           dict.fromkeys(spec.approver_groups, int(deadline))),
+                                  {"gt": True}))
+            indexes = [c.args[0] for c in calls]
+            for index in indexes:
+                calls += [Call("pexpireat", (index, expire_at), {"nx": True}),
+                          Call("pexpireat", (index, expire_at), {"gt": True})]
+            yield Batch(calls)
         return request
 
     def decide(
@@ -306,15 +396,19 @@ class Plans:
         status = DecideStatus(raw_status)
         if status is DecideStatus.UNKNOWN:
             return DecideResult(status=status, request=None)
+        request = yield from self._read(request_id)
         if status.accepted:
             history = self.keys.user_history(user)
             calls = [Call("lpush", (history, request_id)),
                      Call("ltrim", (history, 0, HISTORY_LENGTH - 1)),
-                     Call("pexpire", (history, self.retention_ms))]
+                     Call("pexpire", (history, self.retention_ms)),
+                     # It no longer waits for this user, whatever else happens to it.
+                     Call("zrem", (self.keys.pending_by_approver(user), request_id))]
             if status is not DecideStatus.RECORDED:
-                calls.append(Call("zrem", (self.keys.pending_index(), request_id)))
+                calls += [Call("zrem", (index, request_id))
+                          for index in self.indexes_of(request.spec)]
             yield Batch(calls)
-        return DecideResult(status=status, request=(yield from self._read(request_id)))
+        return DecideResult(status=status, request=request)
 
     def _close(self, request_id: str, mode: str, user: str, reason: str,
                resolve_status: str = "", force: bool = False) -> Plan:
@@ -322,11 +416,14 @@ class Plans:
                                  "1" if force else "0"]
         (raw_status,) = yield RunScript("close", self.keys.request_keys(request_id), args)
         status = CloseStatus(raw_status)
-        if status in (CloseStatus.CLOSED_NOW, CloseStatus.ALREADY_CLOSED, CloseStatus.UNKNOWN):
-            yield Call("zrem", (self.keys.pending_index(), request_id))
         if status is CloseStatus.UNKNOWN:
+            yield Call("zrem", (self.keys.pending_index(), request_id))
             return CloseResult(status=status, request=None)
-        return CloseResult(status=status, request=(yield from self._read(request_id)))
+        request = yield from self._read(request_id)
+        if status in (CloseStatus.CLOSED_NOW, CloseStatus.ALREADY_CLOSED):
+            yield Batch([Call("zrem", (index, request_id))
+                         for index in self.indexes_of(request.spec)])
+        return CloseResult(status=status, request=request)
 
     def cancel(self, request_id: str, user: str | None, reason: str | None, force: bool) -> Plan:
         check_request_id(request_id)

@@ -111,8 +111,13 @@ class ApprovalStore:
         return result
 
     def pending(self, user: str | None = None, groups: Iterable[str] = (),
-                limit: int = 100) -> list[ApprovalRequest]:
-        result: list[ApprovalRequest] = self._run(self.plans.pending(user, groups, limit))
+                limit: int = 100, include_open: bool = True) -> list[ApprovalRequest]:
+        result: list[ApprovalRequest] = self._run(
+            self.plans.pending(user, groups, limit, include_open))
+        return result
+
+    def pending_groups(self) -> list[str]:
+        result: list[str] = self._run(self.plans.pending_groups())
         return result
 
     def recent(self, user: str, limit: int = 10) -> list[ApprovalRequest]:
@@ -216,8 +221,13 @@ class AsyncApprovalStore:
         return result
 
     async def pending(self, user: str | None = None, groups: Iterable[str] = (),
-                      limit: int = 100) -> list[ApprovalRequest]:
-        result: list[ApprovalRequest] = await self._run(self.plans.pending(user, groups, limit))
+                      limit: int = 100, include_open: bool = True) -> list[ApprovalRequest]:
+        result: list[ApprovalRequest] = await self._run(
+            self.plans.pending(user, groups, limit, include_open))
+        return result
+
+    async def pending_groups(self) -> list[str]:
+        result: list[str] = await self._run(self.plans.pending_groups())
         return result
 
     async def recent(self, user: str, limit: int = 10) -> list[ApprovalRequest]:

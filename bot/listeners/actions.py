@@ -15,8 +15,9 @@ from slack_approvals.state.plans import check_request_id
 
 from ..blocks import reject_modal
 from ..deps import BotDeps
+from ..groups import GroupLookupFailed
 from ..ids import APPROVE_ACTION, REJECT_ACTION
-from ..refusals import MODAL_UNAVAILABLE_TEXT, STORE_UNAVAILABLE_TEXT
+from ..refusals import MODAL_UNAVAILABLE_TEXT, STORE_UNAVAILABLE_TEXT, group_lookup_failed_text
 from ..voting import Clicker, follow_up, record_vote, tell
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ def handle_approve(ack: Ack, body: dict[str, Any], deps: BotDeps) -> None:
     clicker = clicker_of(body)
     try:
         result = record_vote(deps, request_id, clicker.user, Outcome.APPROVE, None)
+    except GroupLookupFailed:
+        ack()
+        deps.background.submit(tell, deps, clicker, group_lookup_failed_text(request_id))
+        return
     except RedisError as e:
         ack()  # Slack would send the click again; the clicker decides whether to retry
         store_unavailable(deps, clicker, request_id, e)
@@ -58,7 +63,11 @@ def handle_reject(ack: Ack, body: dict[str, Any], deps: BotDeps) -> None:
     except RedisError as e:
         store_unavailable(deps, clicker, request_id, e)
         return
-    groups = frozenset(deps.groups.groups_of(clicker.user, request.spec.approver_groups))
+    try:
+        groups = frozenset(deps.groups.groups_of(clicker.user, request.spec.approver_groups))
+    except GroupLookupFailed:
+        deps.background.submit(tell, deps, clicker, group_lookup_failed_text(request_id))
+        return
     refusal = request.refusal_for(clicker.user, Outcome.REJECT, groups)
     if refusal is not None:
         deps.background.submit(follow_up, deps, DecideResult(status=refusal, request=request),

@@ -13,6 +13,7 @@ from slack_approvals.state.plans import check_request_id
 
 from ..blocks import VOTED, outcome_text, pending_list_blocks, progress_text
 from ..deps import BotDeps
+from ..explaining import explanation_text
 from ..home import decidable_by
 from ..launcher import LaunchError
 from ..slash import USAGE, Command, CommandError, parse_command
@@ -25,6 +26,7 @@ HELP = (
     "• `list` — requests waiting for your decision\n"
     "• `status <id>` — state, votes and deadline of a request\n"
     "• `run <flow> [key=value ...]` — start a flow (`/approvals run` lists them)\n"
+    "• `policy <flow> [key=value ...]` — who would be asked for such a run, before you ask\n"
     "• `cancel <id> [reason]` — cancel a request you made"
 )
 
@@ -33,13 +35,34 @@ def _error(text: str) -> dict[str, Any]:
     return {"response_type": "ephemeral", "text": f":warning: {text}\n{USAGE}"}
 
 
-def _lookup(deps: BotDeps, request_id: str | None) -> ApprovalRequest:
+def _unknown(request_id: str | None) -> CommandError:
+    return CommandError(f"There is no approval request `{escape(str(request_id))}`.")
+
+
+def may_see(deps: BotDeps, request: ApprovalRequest, user: str, channel: str) -> bool:
+    """Its requester, its approvers (named or by group) and anyone in the channel it was
+    posted in; a group Slack could not list counts as not a member."""
+    spec = request.spec
+    if user == spec.requester or user in spec.approvers:
+        return True
+    if channel and channel in (request.message_channel, spec.channel):
+        return True
+    return bool(spec.approver_groups) and bool(
+        deps.groups.membership(user, spec.approver_groups)[0])
+
+
+def _lookup(deps: BotDeps, request_id: str | None, user: str, channel: str) -> ApprovalRequest:
+    """The request, or the same answer for an unknown id and one the caller may not see, so
+    ids cannot be probed."""
     try:
-        return deps.store.get(check_request_id(request_id))
+        request = deps.store.get(check_request_id(request_id))
     except InvalidRequest as e:
         raise CommandError(f"`{request_id}` is not a request id (16 letters and digits).") from e
     except RequestNotFound as e:
-        raise CommandError(f"There is no approval request `{request_id}`.") from e
+        raise _unknown(request_id) from e
+    if not may_see(deps, request, user, channel):
+        raise _unknown(request_id)
+    return request
 
 
 def status_text(request: ApprovalRequest) -> str:
@@ -54,7 +77,7 @@ def status_text(request: ApprovalRequest) -> str:
     return "\n".join(lines)
 
 
-def answer(command: Command, user: str, deps: BotDeps) -> dict[str, Any]:
+def answer(command: Command, user: str, deps: BotDeps, channel: str = "") -> dict[str, Any]:
     """Everything but `run`, which answers once the flow run exists."""
     if command.name == "help":
         return {"response_type": "ephemeral", "text": HELP}
@@ -66,9 +89,10 @@ def answer(command: Command, user: str, deps: BotDeps) -> dict[str, Any]:
         return {"response_type": "ephemeral", "text": f"{len(mine)} requests wait for you",
                 "blocks": [b.to_dict() for b in blocks]}
     if command.name == "status":
-        return {"response_type": "ephemeral", "text": status_text(_lookup(deps, command.request_id))}
+        request = _lookup(deps, command.request_id, user, channel)
+        return {"response_type": "ephemeral", "text": status_text(request)}
     if command.name == "cancel":
-        request = _lookup(deps, command.request_id)
+        request = _lookup(deps, command.request_id, user, channel)
         result = deps.store.cancel(request.id, user, command.reason)
         if result.status is CloseStatus.NOT_REQUESTER:
             raise CommandError("Only the requester can cancel a request.")
@@ -93,13 +117,25 @@ def start_flow(command: Command, user: str, channel: str, deps: BotDeps, respond
             text=f":rocket: Started `{launched.flow_name}`: flow run `{launched.flow_run_id}`.{link}")
 
 
+def explain_policy(command: Command, user: str, deps: BotDeps) -> dict[str, Any]:
+    """What the approval policy would decide for `run <flow> key=value ...`: nothing starts."""
+    if deps.launcher is None:
+        raise CommandError("Starting flows is not enabled on this bot.")
+    assert command.flow is not None
+    settled = deps.launcher.explain(command.flow, command.params, requested_by=user)
+    return {"response_type": "ephemeral", "text": explanation_text(settled, command.flow, None)}
+
+
 def handle_command(ack: Ack, body: dict[str, Any], respond: Respond, deps: BotDeps) -> None:
     user = str(body.get("user_id", ""))
     channel = str(body.get("channel_id", ""))
     try:
         command = parse_command(str(body.get("text", "")))
+        if command.name == "policy":
+            ack(**explain_policy(command, user, deps))
+            return
         if command.name != "run":
-            ack(**answer(command, user, deps))
+            ack(**answer(command, user, deps, channel))
             return
         if deps.launcher is None:
             raise CommandError("Starting flows is not enabled on this bot.")

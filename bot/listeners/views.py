@@ -12,8 +12,9 @@ from slack_approvals.state.models import MAX_REASON, Outcome
 
 from ..blocks import parse_modal_metadata
 from ..deps import BotDeps
+from ..groups import GroupLookupFailed
 from ..ids import REASON_BLOCK, REASON_INPUT, REJECT_MODAL
-from ..refusals import STORE_UNAVAILABLE_TEXT, refusal_text
+from ..refusals import STORE_UNAVAILABLE_TEXT, group_lookup_failed_text, refusal_text
 from ..voting import Clicker, follow_up, record_vote
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ def handle_reject_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any
     user = body["user"]["id"]
     try:
         result = record_vote(deps, request_id, user, Outcome.REJECT, reason)
+    except GroupLookupFailed:
+        ack(response_action="errors", errors={REASON_BLOCK: group_lookup_failed_text(request_id)})
+        return
     except RedisError as e:
         log.error("could not record a rejection of %s: Redis %s", request_id, type(e).__name__)
         ack(response_action="errors", errors={REASON_BLOCK: STORE_UNAVAILABLE_TEXT})

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from slack_approvals.bot.ids import APPROVE_ACTION
 from slack_approvals.bot.listeners.commands import handle_command
-from slack_approvals.state.models import Status
-from tests.bot.fixtures import APPROVALS_CHANNEL, ERIN, FRANK, MAYA, RILEY, BotStack, flatten
+from slack_approvals.state.models import RequestSpec, Status
+from tests.bot.fixtures import (
+    APPROVALS_CHANNEL,
+    ERIN,
+    FRANK,
+    MAYA,
+    OLIVER,
+    RILEY,
+    SARA,
+    BotStack,
+    flatten,
+)
 
 
 def last_ephemeral(bot: BotStack, user: str) -> str:
@@ -13,9 +25,9 @@ def last_ephemeral(bot: BotStack, user: str) -> str:
                                 what="an ephemeral answer")[-1]
 
 
-def slash(bot: BotStack, user: str, text: str) -> str:
+def slash(bot: BotStack, user: str, text: str, channel: str = APPROVALS_CHANNEL) -> str:
     before = len(bot.sandbox.ephemerals(user))
-    result = bot.sandbox.slash(user, APPROVALS_CHANNEL, "/approvals", text)
+    result = bot.sandbox.slash(user, channel, "/approvals", text)
     assert result.status == 200
     answers = bot.sandbox.wait_for(
         lambda: [flatten(e) for e in bot.sandbox.ephemerals(user)][before:] or None,
@@ -127,3 +139,40 @@ def test_app_home_lists_pending_and_recent_decisions(bot: BotStack) -> None:
 def test_requests_open_to_anyone_are_not_listed_to_everyone(bot: BotStack) -> None:
     bot.post(title="Open to the channel", approvers=[], approver_groups=[])
     assert "Nothing is waiting" in slash(bot, ERIN, "list")
+
+
+ENG_LEADS = "S02ENGLEADS"  # Erin and Oliver in the sandbox's directory
+ELSEWHERE = "C03ENG"
+
+
+def test_status_is_shown_only_to_those_involved_and_in_its_channel(bot: BotStack) -> None:
+    request = bot.post(title="Secret merger", approvers=[MAYA], approver_groups=[ENG_LEADS])
+    never_created = "0000000000000000"
+
+    def answer_text(text: str) -> str:
+        slash(bot, SARA, text, ELSEWHERE)
+        return str(bot.sandbox.ephemerals(SARA)[-1]["text"])
+
+    unknown = answer_text(f"status {never_created}")
+    hidden = answer_text(f"status {request.id}")
+    assert "Secret merger" not in hidden and "There is no approval request" in hidden
+    assert hidden == unknown.replace(never_created, request.id)
+    assert answer_text(f"cancel {request.id}") == hidden
+    for user in (RILEY, MAYA, OLIVER):  # requester, named approver, approver by group
+        assert "Secret merger" in slash(bot, user, f"status {request.id}", ELSEWHERE), user
+    # Anyone in the channel it was posted in already sees the message itself.
+    assert "Secret merger" in slash(bot, SARA, f"status {request.id}")
+    assert bot.store.get(request.id).status is Status.PENDING
+
+
+def test_own_requests_are_listed_however_many_others_wait(bot: BotStack) -> None:
+    for _ in range(850):  # soonest deadlines first: they used to fill the whole read
+        bot.store.create(RequestSpec(title="For Frank", channel=APPROVALS_CHANNEL,
+                                     approvers=[FRANK], timeout=timedelta(minutes=5)))
+    bot.post(title="Maya's own", approvers=[MAYA])
+    bot.post(title="For the eng leads", approvers=[], approver_groups=[ENG_LEADS])
+    assert "Maya's own" in slash(bot, MAYA, "list")
+    assert "For the eng leads" in slash(bot, ERIN, "list")
+    bot.sandbox.open_home(ERIN)
+    home = bot.sandbox.wait_for(lambda: bot.sandbox.home_view(ERIN), what="home view")
+    assert "For the eng leads" in flatten(home)

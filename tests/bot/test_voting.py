@@ -114,6 +114,20 @@ def test_group_members_may_approve(bot: BotStack) -> None:
     bot.wait_message(request, "*Approved* by")
 
 
+def test_a_failed_group_lookup_says_so_and_records_nothing(bot: BotStack) -> None:
+    request = bot.post(approvers=[], approver_groups=[FINANCE_GROUP])
+    # More failures than the client's retries: the lookup fails for this click.
+    bot.sandbox.faults.inject("usergroups.users.list", status=500, count=5)
+    bot.click(FRANK, request, APPROVE_ACTION)
+    told = bot.wait_ephemeral(FRANK, "try again")
+    assert "could not tell whether you are in an approver group" in told
+    assert "not one of the approvers" not in told
+    assert bot.store.get(request.id).votes == []
+    bot.sandbox.faults.clear()
+    bot.click(FRANK, request, APPROVE_ACTION)  # the failure was not cached
+    bot.wait_message(request, "*Approved* by")
+
+
 def test_open_request_lets_anyone_in_the_channel_decide(bot: BotStack) -> None:
     request = bot.post(approvers=[], approver_groups=[])
     assert "anyone in the channel" in bot.message_text(request)

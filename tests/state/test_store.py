@@ -175,8 +175,8 @@ def test_request_stays_readable_after_its_absolute_deadline(store: ApprovalStore
     [
         pytest.param(OUTSIDER, {}, DecideStatus.NOT_ELIGIBLE, id="not-named"),
         pytest.param(REQUESTER, {}, DecideStatus.NOT_ELIGIBLE, id="requester-not-named"),
-        pytest.param(REQUESTER, {"approvers": [REQUESTER, MAYA]}, DecideStatus.SELF_APPROVAL,
-                     id="requester-named"),
+        pytest.param(REQUESTER, {"approvers": [REQUESTER, MAYA], "quorum": 1},
+                     DecideStatus.SELF_APPROVAL, id="requester-named"),
         pytest.param(REQUESTER, {"approvers": [], "quorum": 1}, DecideStatus.SELF_APPROVAL,
                      id="requester-open-request"),
         pytest.param(OUTSIDER, {"approvers": [], "approver_groups": [OPS]},
@@ -203,7 +203,7 @@ def test_self_approval_allowed_when_the_spec_says_so(store: ApprovalStore) -> No
 
 
 def test_requester_may_reject_their_own_request(store: ApprovalStore) -> None:
-    request = store.create(spec(approvers=[REQUESTER, MAYA]))
+    request = store.create(spec(approvers=[REQUESTER, MAYA], quorum=1))
     result = store.decide(request.id, REQUESTER, "reject", reason="wrong branch")
     assert result.status is DecideStatus.REJECTED
     assert result.request is not None and result.request.decision is not None
@@ -552,6 +552,76 @@ def test_pending_index_heals_stale_entries(store: ApprovalStore,
     assert redis_client.zrange(KEYS.pending_index(), 0, -1) == [live.id]
 
 
+def test_a_users_list_is_exact_however_many_others_wait(store: ApprovalStore,
+                                                        redis_client: redis.Redis) -> None:
+    """Requests for others with sooner deadlines used to crowd a user's own out of the list."""
+    pipe_store = ApprovalStore(redis_client)
+    for _ in range(150):
+        pipe_store.create(spec(approvers=[FRANK], quorum=1, timeout=timedelta(minutes=30)))
+    named = store.create(spec(approvers=[MAYA, FRANK], timeout=timedelta(hours=3)))
+    by_group = store.create(spec(approvers=[], approver_groups=[OPS], quorum=1,
+                                 timeout=timedelta(hours=2)))
+    open_to_all = store.create(spec(approvers=[], quorum=1, timeout=timedelta(hours=4)))
+    other_group = store.create(spec(approvers=[], approver_groups=[SEC], quorum=1))
+
+    assert [r.id for r in store.pending(MAYA, [OPS], limit=10)] == \
+        [by_group.id, named.id, open_to_all.id]
+    assert [r.id for r in store.pending(MAYA, [OPS], limit=2)] == [by_group.id, named.id]
+    assert [r.id for r in store.pending(MAYA, [OPS], include_open=False)] == \
+        [by_group.id, named.id]
+    assert [r.id for r in store.pending(LI, [SEC], include_open=False)] == [other_group.id]
+    assert len(store.pending(FRANK, limit=500)) == 152
+    assert sorted(store.pending_groups()) == [OPS, SEC]
+
+
+def test_the_per_user_indexes_follow_votes_and_closes(store: ApprovalStore,
+                                                      redis_client: redis.Redis) -> None:
+    request = store.create(spec(approvers=[MAYA, FRANK], approver_groups=[OPS], quorum=2), "gate")
+    cancelled = store.create(spec(approvers=[], approver_groups=[SEC], quorum=1))
+    assert redis_client.zrange(KEYS.pending_by_approver(MAYA), 0, -1) == [request.id]
+    assert redis_client.zrange(KEYS.pending_by_group(OPS), 0, -1) == [request.id]
+    assert sorted(store.pending_groups()) == [OPS, SEC]
+
+    store.decide(request.id, MAYA, "approve")  # it no longer waits for Maya
+    assert redis_client.zrange(KEYS.pending_by_approver(MAYA), 0, -1) == []
+    assert redis_client.zrange(KEYS.pending_by_approver(FRANK), 0, -1) == [request.id]
+    # A retried create lists the request again, but not to those who already voted.
+    assert store.create(spec(approvers=[MAYA, FRANK], approver_groups=[OPS]), "gate").id == \
+        request.id
+    assert redis_client.zrange(KEYS.pending_by_approver(MAYA), 0, -1) == []
+    assert store.pending(MAYA, [OPS], include_open=False) == []
+    store.cancel(cancelled.id, REQUESTER)
+    assert store.pending_groups() == [OPS]
+    store.decide(request.id, FRANK, "approve")
+    for key in (KEYS.pending_by_approver(FRANK), KEYS.pending_by_group(OPS)):
+        assert redis_client.exists(key) == 0, key
+    assert store.pending_groups() == []
+
+
+def test_user_indexes_heal_entries_of_closed_and_vanished_requests(
+    store: ApprovalStore, redis_client: redis.Redis,
+) -> None:
+    live = store.create(spec(approvers=[MAYA], quorum=1))
+    vanished = store.create(spec(approvers=[MAYA], approver_groups=[OPS], quorum=1))
+    redis_client.delete(*KEYS.request_keys(vanished.id))
+    closed = store.create(spec(approvers=[MAYA], quorum=1))
+    store.cancel(closed.id, REQUESTER)
+    # A client that died between the closing script and its index updates leaves entries.
+    redis_client.zadd(KEYS.pending_by_approver(MAYA), {closed.id: 1})
+
+    assert [r.id for r in store.pending(MAYA, [OPS])] == [live.id]
+    assert redis_client.zrange(KEYS.pending_by_approver(MAYA), 0, -1) == [live.id]
+    assert redis_client.exists(KEYS.pending_by_group(OPS)) == 0
+
+
+def test_pending_reads_past_a_long_run_of_stale_entries(store: ApprovalStore,
+                                                        redis_client: redis.Redis) -> None:
+    live = store.create(spec())
+    redis_client.zadd(KEYS.pending_index(), {new_request_id(): i for i in range(250)})
+    assert [r.id for r in store.pending(limit=5)] == [live.id]
+    assert redis_client.zrange(KEYS.pending_index(), 0, -1) == [live.id]
+
+
 def test_recent_lists_what_a_user_voted_on_newest_first(store: ApprovalStore) -> None:
     ids = []
     for _ in range(3):
@@ -639,7 +709,9 @@ def test_every_key_of_a_request_shares_its_hash_tag(store: ApprovalStore,
     for key in redis_client.scan_iter("approvals:req:*"):
         assert f"{{{request.id}}}" in key or f"{{{other.id}}}" in key
     global_keys = {key for key in redis_client.scan_iter("*") if "{" not in key}
-    assert global_keys == {KEYS.pending_index(), KEYS.user_history(MAYA)}
+    # `other` is still pending, so it is listed for its approvers.
+    assert global_keys == {KEYS.pending_index(), KEYS.user_history(MAYA),
+                           KEYS.pending_by_approver(MAYA), KEYS.pending_by_approver(FRANK)}
 
 
 def test_audit_keeps_every_event_in_order(store: ApprovalStore) -> None:
