@@ -1,11 +1,13 @@
-"""A wait that outlasts redis-py's default read timeout still ends in the decision.
+"""A wait outlasts the read timeouts of its clients and still ends in the decision.
 
-redis-py cuts any read that takes longer than `socket_timeout`, 5 s unless told otherwise, and a
-BLPOP is such a read; `connect` and `connect_async` turn the timeout off. Rather than wait out five
-seconds, these tests shrink redis-py's default to READ_TIMEOUT for every connection opened without
-a timeout of its own. A client left on the default is then cut after READ_TIMEOUT (each test shows
-one is), while the store's waiter must stay in one BLPOP, on one connection, for several times as
-long and still return the decision.
+redis-py cuts any read that takes longer than the client's `socket_timeout`, and a BLPOP is such
+a read. The blocking store answers commands on a client that gives up after a couple of seconds
+(`connect`) and blocks on a client of its own (`connect_waiter`); the asyncio store's client
+(`connect_async`) has no read timeout, where redis-py's default would be 5 s. Rather than wait
+out seconds, each test brings the timeout that would cut the wait down to READ_TIMEOUT: the
+blocking store's command client is given it, and redis-py's default is shrunk to it for the
+asyncio store. A wait on such a client is cut (each test shows one is), while the store's own
+waiter stays in one BLPOP, on one connection, for longer and still returns the decision.
 """
 
 from __future__ import annotations
@@ -20,28 +22,57 @@ import pytest
 import redis
 import redis.asyncio
 import redis.asyncio.connection
-import redis.connection
 
-from slack_approvals.state import (
-    ApprovalStore,
-    AsyncApprovalStore,
-    Decision,
-    RequestSpec,
-    connect,
-    connect_async,
-)
+from slack_approvals.state import ApprovalStore, AsyncApprovalStore, Decision, RequestSpec
+from slack_approvals.state.connection import connect, connect_async, connect_waiter
 from tests.conftest import RedisServer
 
 from .support import BlpopSpy, Held, blocked_in_blpop
 
 pytestmark = pytest.mark.real_redis
 
-READ_TIMEOUT = 0.05
-HOLD = 3 * READ_TIMEOUT
+READ_TIMEOUT = 0.1
+HOLD = 2 * READ_TIMEOUT
 
 
 def spec() -> RequestSpec:
     return RequestSpec(title="Long wait", channel="C01APPROVALS", approvers=["U01MAYA"])
+
+
+@pytest.fixture
+def admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    with redis.Redis(port=redis_server.port, decode_responses=True, socket_timeout=10) as client:
+        client.flushall()
+        yield client
+
+
+def test_blocking_wait_outlasts_the_command_timeout(redis_server: RedisServer,
+                                                    admin: redis.Redis) -> None:
+    setup = ApprovalStore(connect(redis_server.url))
+    commands = connect(redis_server.url, socket_timeout=READ_TIMEOUT)
+    spy = BlpopSpy(connect_waiter(redis_server.url))
+    store = ApprovalStore(commands, waiter=spy)
+    try:
+        with pytest.raises(redis.TimeoutError):
+            ApprovalStore(commands).wait(setup.create(spec()).id, 10)
+
+        request = setup.create(spec())
+        held = Held(spy.sent, 1, lambda: blocked_in_blpop(admin))
+        results: list[Decision | None] = []
+        waiter = threading.Thread(target=lambda: results.append(store.wait(request.id, 10)))
+        waiter.start()
+        held.wait(lambda: int(waiter.is_alive()))
+        blocked = blocked_in_blpop(admin) - held.already
+        waiter.join(HOLD)
+        assert waiter.is_alive()
+        assert blocked_in_blpop(admin) - held.already == blocked, "the BLPOP was cut"
+        setup.decide(request.id, "U01MAYA", "approve")
+        waiter.join(2)
+        assert not waiter.is_alive()
+        assert results[0] is not None and results[0].approved
+    finally:
+        for client in (setup.client, commands, spy.client):
+            client.close()
 
 
 def _shrunk(original: Callable[..., None], default: float) -> Callable[..., None]:
@@ -55,47 +86,12 @@ def _shrunk(original: Callable[..., None], default: float) -> Callable[..., None
 
 @pytest.fixture
 def short_default_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    for cls in (redis.connection.AbstractConnection, redis.asyncio.connection.AbstractConnection):
-        default = inspect.signature(cls.__init__).parameters["socket_timeout"].default
-        assert default is not None, "redis-py no longer cuts slow reads by default"
-        monkeypatch.setattr(cls, "__init__", _shrunk(cls.__init__, default))
-
-
-@pytest.fixture
-def admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    # A timeout of its own, so the shrunk default does not apply to it.
-    with redis.Redis(port=redis_server.port, decode_responses=True, socket_timeout=10) as client:
-        client.flushall()
-        yield client
-
-
-@pytest.mark.usefixtures("short_default_read_timeout")
-def test_blocking_wait_outlasts_the_default_read_timeout(redis_server: RedisServer,
-                                                         admin: redis.Redis) -> None:
-    spy = BlpopSpy(connect(redis_server.url))
-    store = ApprovalStore(spy)
-    on_default = ApprovalStore(redis.Redis.from_url(redis_server.url, decode_responses=True))
-    try:
-        with pytest.raises(redis.TimeoutError):
-            on_default.wait(store.create(spec()).id, 10)
-
-        request = store.create(spec())
-        held = Held(spy.sent, 1, lambda: blocked_in_blpop(admin))
-        results: list[Decision | None] = []
-        waiter = threading.Thread(target=lambda: results.append(store.wait(request.id, 10)))
-        waiter.start()
-        held.wait(lambda: int(waiter.is_alive()))
-        blocked = blocked_in_blpop(admin) - held.already
-        waiter.join(HOLD)
-        assert waiter.is_alive()
-        assert blocked_in_blpop(admin) - held.already == blocked, "the BLPOP was cut"
-        store.decide(request.id, "U01MAYA", "approve")
-        waiter.join(2)
-        assert not waiter.is_alive()
-        assert results[0] is not None and results[0].approved
-    finally:
-        on_default.client.close()
-        spy.client.close()
+    """redis-py's default read timeout becomes READ_TIMEOUT for asyncio connections opened
+    without a timeout of their own."""
+    cls = redis.asyncio.connection.AbstractConnection
+    default = inspect.signature(cls.__init__).parameters["socket_timeout"].default
+    assert default is not None, "redis-py no longer cuts slow reads by default"
+    monkeypatch.setattr(cls, "__init__", _shrunk(cls.__init__, default))
 
 
 @pytest.mark.usefixtures("short_default_read_timeout")
