@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Annotated
 
 import typer
+from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackApiError
 
 from slack_approvals.state.private_server import ensure_private_server, stop_private_server
 
@@ -50,15 +53,36 @@ def bot(
 
     settings = settings_or_exit()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    runtime = build_runtime(settings, launcher=default_launcher(settings),
-                            on_decision=emit_decision_event)
+    socket_mode = settings.slack_app_token is not None
+    try:
+        runtime = build_runtime(settings, launcher=default_launcher(settings),
+                                on_decision=emit_decision_event, socket_mode=socket_mode)
+    except (BoltError, OSError) as e:  # Bolt checks the token with auth.test as it starts
+        raise fail(slack_refusal(e, "SLACK_BOT_TOKEN", settings.slack_api_url)) from e
     if settings.slack_app_token is not None:
         typer.echo("approvals bot: Socket Mode")
-        serve_socket_mode(runtime.app, settings.slack_app_token.get_secret_value(), runtime.deps,
-                          runtime.sweeper)
+        try:
+            serve_socket_mode(runtime.app, settings.slack_app_token.get_secret_value(),
+                              runtime.deps, runtime.sweeper)
+        except (SlackApiError, OSError) as e:  # apps.connections.open refused the app token
+            raise fail(slack_refusal(e, "SLACK_APP_TOKEN", settings.slack_api_url)) from e
     else:
         typer.echo(f"approvals bot: HTTP on {host}:{port}, request URL path /slack/events")
         serve_http(runtime.web, runtime.deps, runtime.sweeper, host, port)
+
+
+def slack_refusal(error: Exception, setting: str, api_url: str) -> str:
+    """One line for a token Slack refused (or a Slack that could not be reached)."""
+    if isinstance(error, OSError):
+        return f"could not reach Slack at {api_url}: {error}"
+    if isinstance(error, SlackApiError):
+        code = str(error.response.get("error", "")) if error.response is not None else ""
+    else:
+        found = re.search(r"'error': '([a-z_]+)'", str(error))
+        code = found.group(1) if found else ""
+    where = ("Basic Information, App-Level Tokens (xapp-...)" if setting == "SLACK_APP_TOKEN"
+             else "OAuth & Permissions, Bot User OAuth Token (xoxb-...)")
+    return f"Slack refused {setting} ({code or error}): copy it again from the app's {where}"
 
 
 @app.command()
@@ -131,15 +155,36 @@ def demo(
     raise typer.Exit(run_demo(settings, demo_scenario, auto=auto, port=port, decision_timeout=wait))
 
 
-@app.command("run")
+# --help is this command's own: with a flow name it lists that flow's parameters.
+@app.command("run", context_settings={"help_option_names": []})
 def run(
+    ctx: typer.Context,
     flow: Annotated[str | None, typer.Argument(help="Flow name; omit to list the flows.")] = None,
+    extra: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
     param: Annotated[list[str], typer.Option(
         "--param", "-p", help="key=value; lists comma-separated (repeatable).")] = [],  # noqa: B006
+    show_help: Annotated[bool, typer.Option(
+        "--help", "-h", help="Show this message; after a flow name, that flow's parameters.")] = False,
 ) -> None:
-    """Run one registered flow here and print its result (exit 1 if it fails)."""
-    from .cli_flows import run_command  # Prefect loads only for the commands that need it
+    """Run one registered flow here and print its result (exit 1 if it fails).
 
+    `approvals run <flow> --help` lists the flow's parameters."""
+    if extra:  # `approvals run deploy-approval version=2.4.0`
+        raise fail(f"parameters go after -p: approvals run {flow} "
+                   + " ".join(f"-p {pair}" for pair in extra))
+    if flow is not None and not show_help:
+        try:  # every flow posts to Slack: say so before Prefect even loads
+            settings_or_exit().bot_token()
+        except SettingsError as e:
+            raise fail(str(e)) from e
+    from .cli_flows import flow_help, run_command  # Prefect loads only for the commands that need it
+
+    if show_help:
+        if flow is None:
+            typer.echo(ctx.get_help())
+        else:
+            flow_help(flow)
+        return
     run_command(flow, param)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from decimal import Decimal
+from enum import Enum
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
 from prefect import serve as prefect_serve
@@ -13,6 +16,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.flow_engine import run_flow_async
 from prefect.types.entrypoint import EntrypointType
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from slack_approvals.flows.errors import FlowsError
 from slack_approvals.flows.params import FlowParams
@@ -20,12 +24,13 @@ from slack_approvals.flows.registry import (
     DEPLOYMENT_NAME,
     REGISTRY,
     RegisteredFlow,
+    get_flow,
     parse_pairs,
     parse_params,
 )
 from slack_approvals.flows.services import BOOTSTRAP_ENV
 
-from .cli_support import EXIT_ERROR, settings_or_exit
+from .cli_support import EXIT_ERROR, fail, settings_or_exit
 from .launching import install_services, prefect_api_url
 
 BOOTSTRAP = "slack_approvals.approvals.launching:install_services_from_environment"
@@ -54,6 +59,61 @@ def show(result: object) -> str:
     if isinstance(result, BaseModel):
         return result.model_dump_json(indent=2)
     return repr(result)
+
+
+def type_name(annotation: Any) -> str:
+    """A parameter's type as a person would say it on the command line."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return type_name(args[0])
+    if origin in (Union, UnionType):
+        named = [type_name(a) for a in args if a is not type(None)]
+        return " or ".join(named) + (" (optional)" if type(None) in args else "")
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (list, tuple, set):
+        return "list, comma-separated"
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "one of " + ", ".join(str(m.value) for m in annotation)
+    names = {str: "text", int: "whole number", float: "number", Decimal: "decimal number",
+             bool: "true/false"}
+    if annotation in names:
+        return names[annotation]
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def default_text(info: FieldInfo) -> str:
+    if info.is_required():
+        return "required"
+    if info.default_factory is not None:
+        return "from the settings"
+    default = info.default
+    if isinstance(default, Enum):
+        default = default.value
+    return "-" if default in ("", None) else str(default)
+
+
+def flow_help(flow: str) -> None:
+    """`approvals run <flow> --help`: the flow's parameters, their types and defaults, and
+    which a caller may set (from Slack or with -p; the rest is the approval policy's)."""
+    try:
+        entry = get_flow(flow)
+    except FlowsError as e:
+        raise fail(str(e)) from e
+    allowed = set(entry.caller_params)
+    rows = [(name, type_name(info.annotation), default_text(info),
+             "yes" if name in allowed else "no")
+            for name, info in entry.params.model_fields.items()]
+    header = ("parameter", "type", "default", "caller may set")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    typer.echo(f"{entry.name}: {entry.description}\n")
+    typer.echo(f"Usage: approvals run {entry.name} -p key=value [-p key=value ...]\n")
+    for row in [header, *rows]:
+        typer.echo("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+                   + "  " + row[3])
+    typer.echo("\nA caller (`approvals run -p` or `/approvals run` in Slack) sets only the "
+               "parameters marked yes;\nwho approves, how many, where and for how long is the "
+               "approval policy's.")
 
 
 def run_command(flow: str | None, param: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from slack_bolt import App
@@ -44,12 +45,16 @@ def build_closer(settings: Settings, on_decision: DecisionListener | None = None
 
 def build_runtime(settings: Settings, *, launcher: Launcher | None = None,
                   on_decision: DecisionListener | None = None,
-                  redis_url: str | None = None) -> BotRuntime:
+                  redis_url: str | None = None, socket_mode: bool = False) -> BotRuntime:
+    """`socket_mode`: Slack delivers over the app token's WebSocket and signs nothing, so no
+    signing secret is needed; without one the HTTP route gets a random secret nobody knows
+    and refuses every request (it is not served in Socket Mode anyway)."""
     messenger = build_messenger(settings, redis_url)
     deps = BotDeps(store=messenger.store, messenger=messenger,
                    groups=GroupResolver(make_lookup_client(messenger.client)), launcher=launcher,
                    on_decision=on_decision)
-    secret = settings.signing_secret()
+    secret = (secrets.token_hex(32) if socket_mode and settings.slack_signing_secret is None
+              else settings.signing_secret())
     app = build_app(client=messenger.client, signing_secret=secret, deps=deps)
     return BotRuntime(app=app, deps=deps, web=build_web_app(app, deps, signing_secret=secret),
                       sweeper=Sweeper(deps, settings.approvals_sweep_seconds))

@@ -130,4 +130,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as e:
         first = e.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise SettingsError(f"setting {name}: {first['msg']}") from e
+        message = str(first["msg"]).removeprefix("Value error, ")  # pydantic's, not ours
+        if first["type"] != "value_error" and not any(w in name for w in ("TOKEN", "SECRET", "URL")):
+            message += f" (got {first['input']!r})"  # never echo a secret or a password
+        raise SettingsError(f"setting {name}: {message}") from e

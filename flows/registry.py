@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from prefect import Flow
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from slack_approvals.core.errors import BadInput
 from slack_approvals.core.keyvalues import parse_key_values
+from slack_approvals.state.models import CHANNEL_PATTERN, GROUP_ID_PATTERN, USER_ID_PATTERN
 
 from .departments import DepartmentReviewParams, department_review
 from .errors import BadParameters, UnknownFlow
@@ -50,15 +51,24 @@ class RegisteredFlow:
         try:
             return self.params.model_validate(dict(values))
         except ValidationError as e:
-            raise BadParameters(self.name, validation_message(e)) from e
+            raise BadParameters(self.name, validation_message(e, self.params)) from e
 
     def parameters(self, params: FlowParams) -> dict[str, Any]:
         """The flow run's parameters (JSON-ready), as Prefect stores and validates them."""
         return {"params": params.model_dump(mode="json")}
 
 
-def validation_message(error: ValidationError) -> str:
-    """`field: what is wrong (got ...)` for each problem, joined with `; `."""
+# What a value of each shared id pattern looks like, said to people instead of the regex.
+PATTERN_WORDS = {
+    USER_ID_PATTERN: "must be a Slack user id like U012AB3CD",
+    GROUP_ID_PATTERN: "must be a Slack user-group id like S012AB3CD",
+    CHANNEL_PATTERN: "must be a channel id (C0123ABC) or name (#approvals)",
+}
+
+
+def validation_message(error: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """`field: what is wrong (got ...)` for each problem, joined with `; `; a value of the
+    wrong form is described (with the field's default as an example), never as a regex."""
     parts = []
     for problem in error.errors():
         message = str(problem["msg"]).removeprefix("Value error, ")
@@ -66,10 +76,23 @@ def validation_message(error: ValidationError) -> str:
             parts.append(message)  # a rule across fields; its message names them
             continue
         where = ".".join(str(p) for p in problem["loc"])
+        if problem["type"] == "string_pattern_mismatch":
+            message = _form_message(str((problem.get("ctx") or {}).get("pattern", "")),
+                                    str(problem["loc"][0]), model)
         if problem["type"] not in ("missing", "extra_forbidden"):
             message += f" (got {problem['input']!r})"
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
+
+
+def _form_message(pattern: str, field: str, model: type[BaseModel] | None) -> str:
+    if pattern in PATTERN_WORDS:
+        return PATTERN_WORDS[pattern]
+    info = model.model_fields.get(field) if model is not None else None
+    example = info.default if info is not None else None
+    if isinstance(example, str) and example:
+        return f"must look like {example!r}"
+    return "is not in the form this parameter takes"
 
 
 def _registered(flow: Flow[..., Any], params: type[FlowParams]) -> RegisteredFlow:

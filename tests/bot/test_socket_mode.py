@@ -15,7 +15,7 @@ import pytest
 from slack_approvals.bot.ids import APPROVE_ACTION
 from slack_approvals.sandbox.config import DEFAULT_APP_TOKEN
 from slack_approvals.state.models import Status
-from tests.bot.fixtures import APPROVALS_CHANNEL, BOT_TOKEN, MAYA, SIGNING_SECRET, BotStack
+from tests.bot.fixtures import APPROVALS_CHANNEL, BOT_TOKEN, MAYA, BotStack
 from tests.conftest import RedisServer
 
 
@@ -34,8 +34,10 @@ def wait_connections(bot: BotStack, process: subprocess.Popen[str], count: int, 
 @pytest.fixture
 def socket_bot(bot: BotStack, redis_server: RedisServer,
                tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    env = {**os.environ, "SLACK_APP_TOKEN": DEFAULT_APP_TOKEN, "SLACK_BOT_TOKEN": BOT_TOKEN,
-           "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": bot.sandbox.api_url,
+    # No SLACK_SIGNING_SECRET: Socket Mode deliveries are not signed, so none is needed.
+    env = {**{k: v for k, v in os.environ.items() if k != "SLACK_SIGNING_SECRET"},
+           "SLACK_APP_TOKEN": DEFAULT_APP_TOKEN, "SLACK_BOT_TOKEN": BOT_TOKEN,
+           "SLACK_API_URL": bot.sandbox.api_url,
            "REDIS_URL": redis_server.url, "APPROVALS_CHANNEL": APPROVALS_CHANNEL}
     process = subprocess.Popen(
         [sys.executable, "-m", "slack_approvals", "bot"],
