@@ -10,15 +10,18 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple, ParamSpec
 from urllib.parse import urlencode
 
 import httpx
 
 from slack_approvals.sandbox.config import SandboxConfig
-from slack_approvals.sandbox.records import Delivery, DeliveryKind
+from slack_approvals.sandbox.records import Delivery, DeliveryKind, Transport
 from slack_approvals.sandbox.socket_mode import EnvelopeType, SocketClosed, SocketModeHub
 from slack_approvals.sandbox.traffic import Traffic
+
+P = ParamSpec("P")
 
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 
@@ -47,6 +50,22 @@ def describe_failure(delivery: Delivery, app_name: str) -> str:
     if delivery.error == "connection_failed":
         return f"Couldn't reach {app_name}. Please try again."
     return f"{app_name} responded with Status Code {delivery.status}."
+
+
+class _Outcome(NamedTuple):
+    """How one send ended, in the terms a delivery records whichever transport carried it."""
+
+    status: int | None
+    body: str
+    error: str | None
+    latency_ms: float = 0.0  # stays 0 when nothing was sent
+
+
+def _timed(send: Callable[P, _Outcome], *args: P.args, **kwargs: P.kwargs) -> _Outcome:
+    """Times the send alone: building and signing the request are not the app's time."""
+    started = time.perf_counter()
+    outcome = send(*args, **kwargs)
+    return outcome._replace(latency_ms=(time.perf_counter() - started) * 1000)
 
 
 class Deliverer:
@@ -81,18 +100,12 @@ class Deliverer:
         content_type: str,
     ) -> Delivery:
         if self.socket_mode.connected:
-            return self._send_envelope(kind, user_id, payload)
+            return self._record(
+                kind, user_id, payload, "socket_mode", _timed(self._over_socket, kind, payload)
+            )
         url = self._config.request_url
         if not url:
-            return self._traffic.record_delivery(
-                kind=kind,
-                user_id=user_id,
-                payload=payload,
-                status=None,
-                body="",
-                latency_ms=0.0,
-                error="no_request_url",
-            )
+            return self._record(kind, user_id, payload, "http", _Outcome(None, "", "no_request_url"))
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": content_type,
@@ -102,38 +115,41 @@ class Deliverer:
             "X-Slack-Request-Timestamp": timestamp,
             "X-Slack-Signature": sign(self._config.signing_secret, timestamp, body),
         }
-        started = time.perf_counter()
-        status: int | None = None
-        text = ""
-        error: str | None = None
-        try:
-            response = self._client.post(
-                url, content=body.encode(), headers=headers, timeout=self._config.delivery_timeout
-            )
-            status, text = response.status_code, response.text
-            if not 200 <= status < 300:
-                error = f"http_{status}"
-        except httpx.TimeoutException:
-            error = "timeout"
-        except httpx.TransportError as exc:
-            error = "connection_failed"
-            text = str(exc)
+        return self._record(kind, user_id, payload, "http", _timed(self._over_http, url, body, headers))
+
+    def _record(
+        self,
+        kind: DeliveryKind,
+        user_id: str,
+        payload: dict[str, Any],
+        transport: Transport,
+        outcome: _Outcome,
+    ) -> Delivery:
         return self._traffic.record_delivery(
             kind=kind,
             user_id=user_id,
             payload=payload,
-            status=status,
-            body=text,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            error=error,
+            status=outcome.status,
+            body=outcome.body,
+            latency_ms=outcome.latency_ms,
+            error=outcome.error,
+            transport=transport,
         )
 
-    def _send_envelope(self, kind: DeliveryKind, user_id: str, payload: dict[str, Any]) -> Delivery:
+    def _over_http(self, url: str, body: str, headers: dict[str, str]) -> _Outcome:
+        try:
+            response = self._client.post(
+                url, content=body.encode(), headers=headers, timeout=self._config.delivery_timeout
+            )
+        except httpx.TimeoutException:
+            return _Outcome(None, "", "timeout")
+        except httpx.TransportError as exc:
+            return _Outcome(None, str(exc), "connection_failed")
+        status = response.status_code
+        return _Outcome(status, response.text, None if 200 <= status < 300 else f"http_{status}")
+
+    def _over_socket(self, kind: DeliveryKind, payload: dict[str, Any]) -> _Outcome:
         """The ack's payload plays the part of an HTTP response body, so both paths share handling."""
-        started = time.perf_counter()
-        status: int | None = None
-        text = ""
-        error: str | None = None
         try:
             ack = self.socket_mode.deliver(
                 ENVELOPE_TYPES[kind],
@@ -141,20 +157,9 @@ class Deliverer:
                 accepts_response_payload=kind in ACCEPTS_RESPONSE_PAYLOAD,
                 timeout=self._config.delivery_timeout,
             )
-            status = 200
-            answer = ack.get("payload")
-            text = json.dumps(answer) if answer else ""
         except TimeoutError:
-            error = "timeout"
+            return _Outcome(None, "", "timeout")
         except SocketClosed:
-            error = "connection_failed"
-        return self._traffic.record_delivery(
-            kind=kind,
-            user_id=user_id,
-            payload=payload,
-            status=status,
-            body=text,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            error=error,
-            transport="socket_mode",
-        )
+            return _Outcome(None, "", "connection_failed")
+        answer = ack.get("payload")
+        return _Outcome(200, json.dumps(answer) if answer else "", None)

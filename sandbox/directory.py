@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.errors import SlackError, lookup
 from slack_approvals.sandbox.seed import Channel, Seed, User, UserGroup
 
 _CREATED = 1_700_000_000
+
+
+def _standing(*, is_admin: bool, is_bot: bool) -> dict[str, Any]:
+    """A user object's last fields, alike for people and the bot: none owns the workspace or is a guest."""
+    return {
+        "is_admin": is_admin,
+        "is_owner": False,
+        "is_primary_owner": False,
+        "is_restricted": False,
+        "is_ultra_restricted": False,
+        "is_bot": is_bot,
+        "is_app_user": False,
+        "updated": _CREATED,
+    }
 
 
 def im_channel_id(user_id: str) -> str:
@@ -38,10 +52,7 @@ class Directory:
         return list(self._users.values())
 
     def user(self, user_id: str) -> User:
-        try:
-            return self._users[user_id]
-        except KeyError:
-            raise SlackError("user_not_found") from None
+        return lookup(self._users, user_id, "user_not_found")
 
     def has_user(self, user_id: str) -> bool:
         return user_id in self._users
@@ -50,10 +61,7 @@ class Directory:
         return list(self._groups.values())
 
     def group(self, group_id: str) -> UserGroup:
-        try:
-            return self._groups[group_id]
-        except KeyError:
-            raise SlackError("no_such_subteam") from None
+        return lookup(self._groups, group_id, "no_such_subteam")
 
     def groups_of(self, user_id: str) -> list[UserGroup]:
         return [g for g in self._groups.values() if user_id in g.users]
@@ -111,14 +119,7 @@ class Directory:
                 "status_emoji": "",
                 "team": self.team.id,
             },
-            "is_admin": user.is_admin,
-            "is_owner": False,
-            "is_primary_owner": False,
-            "is_restricted": False,
-            "is_ultra_restricted": False,
-            "is_bot": False,
-            "is_app_user": False,
-            "updated": _CREATED,
+            **_standing(is_admin=user.is_admin, is_bot=False),
             "is_email_confirmed": True,
         }
 
@@ -142,14 +143,7 @@ class Directory:
                 "always_active": False,
                 "team": self.team.id,
             },
-            "is_admin": False,
-            "is_owner": False,
-            "is_primary_owner": False,
-            "is_restricted": False,
-            "is_ultra_restricted": False,
-            "is_bot": True,
-            "is_app_user": False,
-            "updated": _CREATED,
+            **_standing(is_admin=False, is_bot=True),
         }
 
     def bot_profile(self) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from slack_approvals.sandbox import payloads
 from slack_approvals.sandbox.blocks import iter_interactive, require_valid_view
 from slack_approvals.sandbox.config import SandboxConfig
 from slack_approvals.sandbox.delivery import Deliverer, describe_failure
 from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.payloads import Payloads, action_json
 from slack_approvals.sandbox.records import ApiCall, Delivery, DeliveryKind, Notice, ResponseUrl, ViewRecord
 from slack_approvals.sandbox.responses import apply_reply, parse_reply
 from slack_approvals.sandbox.view_state import UnknownInputError, Values, build_state
@@ -109,6 +109,7 @@ class Driver:
         self.workspace = workspace
         self.config = config
         self.deliverer = deliverer or Deliverer(workspace.traffic, config)
+        self._payloads = Payloads(workspace.directory, config)
 
     def close(self) -> None:
         self.deliverer.close()
@@ -134,6 +135,17 @@ class Driver:
         if not delivery.ok:
             name = self.workspace.directory.bot.display_name
             self.workspace.notices.add(delivery.user_id, describe_failure(delivery, name), channel_id)
+
+    def _action(self, block_id: str, element: dict[str, Any]) -> dict[str, Any]:
+        """Each click's action carries a fresh ts, as Slack stamps it."""
+        ws = self.workspace
+        return action_json(block_id, element, ws.mint.next_ts(ws.now()))
+
+    def _send_click(self, user_id: str, payload: dict[str, Any], channel_id: str | None) -> ActionResult:
+        """A click the app fails is noticed where the button was: in the channel, or in no channel."""
+        delivery = self.deliverer.send_interaction("block_actions", user_id, payload)
+        self._notice_if_failed(delivery, channel_id)
+        return ActionResult("block_actions", delivery)
 
     # actions -------------------------------------------------------------------------
 
@@ -161,20 +173,16 @@ class Driver:
         token = ws.tokens.issue_response_url(
             "message", user_id, channel_id, message_ts=message_ts, is_ephemeral=is_ephemeral
         )
-        payload = payloads.message_block_actions(
-            ws.directory,
-            self.config,
+        payload = self._payloads.message_block_actions(
             user_id=user_id,
             channel_id=channel_id,
             message=message,
             is_ephemeral=is_ephemeral,
-            action=payloads.action_json(bid, element, ws.mint.next_ts(ws.now())),
+            action=self._action(bid, element),
             trigger_id=ws.tokens.issue_trigger(user_id),
             response_url=self.config.response_url(token),
         )
-        delivery = self.deliverer.send_interaction("block_actions", user_id, payload)
-        self._notice_if_failed(delivery, channel_id)
-        return ActionResult("block_actions", delivery)
+        return self._send_click(user_id, payload, channel_id)
 
     def click_view(
         self,
@@ -196,17 +204,13 @@ class Driver:
         if record.user_id != user_id or (record.type == "modal" and (top is None or top.id != view_id)):
             raise DriverError(f"{user_id} is not looking at view {view_id}")
         bid, element = _find_element(record.spec.get("blocks", []), action_id, block_id, value)
-        payload = payloads.view_block_actions(
-            ws.directory,
-            self.config,
+        payload = self._payloads.view_block_actions(
             user_id=user_id,
             view=ws.views.get(view_id),
-            action=payloads.action_json(bid, element, ws.mint.next_ts(ws.now())),
+            action=self._action(bid, element),
             trigger_id=ws.tokens.issue_trigger(user_id),
         )
-        delivery = self.deliverer.send_interaction("block_actions", user_id, payload)
-        self._notice_if_failed(delivery, None)
-        return ActionResult("block_actions", delivery)
+        return self._send_click(user_id, payload, None)
 
     def click_home(
         self,
@@ -250,12 +254,8 @@ class Driver:
         ws.views.set_errors(record.id, errors)
         if errors:
             return ActionResult("view_submission", None, errors)
-        payload = payloads.view_submission(
-            ws.directory,
-            self.config,
-            user_id=user_id,
-            view=ws.views.get(record.id),
-            trigger_id=ws.tokens.issue_trigger(user_id),
+        payload = self._payloads.view_submission(
+            user_id=user_id, view=ws.views.get(record.id), trigger_id=ws.tokens.issue_trigger(user_id)
         )
         delivery = self.deliverer.send_interaction("view_submission", user_id, payload)
         if not delivery.ok:
@@ -312,9 +312,7 @@ class Driver:
         ws.views.close_modal(user_id, record.id, everything=cleared)
         if not record.spec.get("notify_on_close"):
             return ActionResult("view_closed", None)
-        payload = payloads.view_closed(
-            ws.directory, self.config, user_id=user_id, view=closing, is_cleared=cleared
-        )
+        payload = self._payloads.view_closed(user_id=user_id, view=closing, is_cleared=cleared)
         delivery = self.deliverer.send_interaction("view_closed", user_id, payload)
         return ActionResult("view_closed", delivery)
 
@@ -325,9 +323,7 @@ class Driver:
         channel_id = self._channel_for(user_id, channel_id)
         ws = self.workspace
         token = ws.tokens.issue_response_url("command", user_id, channel_id)
-        fields = payloads.slash_command(
-            ws.directory,
-            self.config,
+        fields = self._payloads.slash_command(
             user_id=user_id,
             channel_id=channel_id,
             command=command,
@@ -357,9 +353,7 @@ class Driver:
         self._person(user_id)
         ws = self.workspace
         home = ws.views.home(user_id)
-        envelope = payloads.app_home_opened(
-            ws.directory,
-            self.config,
+        envelope = self._payloads.app_home_opened(
             user_id=user_id,
             view=ws.views.get(home.id) if home else None,
             event_id=ws.mint.event_id(),

@@ -6,27 +6,17 @@ import copy
 from typing import Any
 
 from slack_approvals.sandbox.blocks import normalize_blocks
-from slack_approvals.sandbox.changes import Changes
-from slack_approvals.sandbox.clock import Clock
-from slack_approvals.sandbox.directory import Directory
 from slack_approvals.sandbox.errors import SlackError
-from slack_approvals.sandbox.ids import IdMint, parse_ts
+from slack_approvals.sandbox.ids import parse_ts
 from slack_approvals.sandbox.messages import bot_message, replace_content
+from slack_approvals.sandbox.stores import ContentStore
 
 
-class Ephemerals:
+class Ephemerals(ContentStore):
     """Ephemeral messages by (person, channel) and ts; every read returns a copy."""
 
-    def __init__(self, changes: Changes, directory: Directory, mint: IdMint, clock: Clock) -> None:
-        self._changes = changes
-        self._directory = directory
-        self._mint = mint
-        self._clock = clock
+    def _empty(self) -> None:
         self._by_viewer: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-
-    def clear(self) -> None:
-        with self._changes.lock:
-            self._by_viewer = {}
 
     def post(
         self,

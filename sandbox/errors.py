@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class SlackError(Exception):
@@ -28,3 +32,11 @@ class SlackError(Exception):
             body["errors"] = list(self.messages)
             body["response_metadata"] = {"messages": [f"[ERROR] {m}" for m in self.messages]}
         return body
+
+
+def lookup(table: Mapping[K, V], key: K, code: str) -> V:
+    """Slack answers an id it does not know with an error code of that id's kind."""
+    try:
+        return table[key]
+    except KeyError:
+        raise SlackError(code) from None

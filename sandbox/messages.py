@@ -9,11 +9,10 @@ import copy
 from typing import Any
 
 from slack_approvals.sandbox.blocks import normalize_blocks
-from slack_approvals.sandbox.changes import Changes
-from slack_approvals.sandbox.clock import Clock
 from slack_approvals.sandbox.directory import Directory
 from slack_approvals.sandbox.errors import SlackError
 from slack_approvals.sandbox.ids import IdMint
+from slack_approvals.sandbox.stores import ContentStore
 
 
 def bot_message(
@@ -61,19 +60,11 @@ def _note_reply(parent: dict[str, Any], reply: dict[str, Any]) -> None:
     parent["latest_reply"] = reply["ts"]
 
 
-class Messages:
+class Messages(ContentStore):
     """Messages by channel id and ts; every read returns a copy."""
 
-    def __init__(self, changes: Changes, directory: Directory, mint: IdMint, clock: Clock) -> None:
-        self._changes = changes
-        self._directory = directory
-        self._mint = mint
-        self._clock = clock
+    def _empty(self) -> None:
         self._by_channel: dict[str, dict[str, dict[str, Any]]] = {}
-
-    def clear(self) -> None:
-        with self._changes.lock:
-            self._by_channel = {}
 
     def post(
         self,

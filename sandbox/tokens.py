@@ -8,7 +8,7 @@ import copy
 
 from slack_approvals.sandbox.changes import Changes
 from slack_approvals.sandbox.clock import Clock
-from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.errors import SlackError, lookup
 from slack_approvals.sandbox.ids import IdMint
 from slack_approvals.sandbox.records import ResponseUrl, ResponseUrlKind, Trigger
 
@@ -41,9 +41,7 @@ class Tokens:
     def consume_trigger(self, trigger_id: str) -> str:
         """Exchanges a trigger for the person it belongs to; each trigger works once, for 3 s."""
         with self._changes.lock:
-            trigger = self._triggers.get(trigger_id)
-            if trigger is None:
-                raise SlackError("invalid_trigger_id")
+            trigger = lookup(self._triggers, trigger_id, "invalid_trigger_id")
             if trigger.used:
                 raise SlackError("exchanged_trigger_id")
             if self._clock() - trigger.issued_at > TRIGGER_TTL_SECONDS:
@@ -71,9 +69,7 @@ class Tokens:
     def use_response_url(self, token: str) -> ResponseUrl:
         """Counts one use; Slack allows five uses within thirty minutes."""
         with self._changes.lock:
-            record = self._response_urls.get(token)
-            if record is None:
-                raise SlackError("invalid_token")
+            record = lookup(self._response_urls, token, "invalid_token")
             if self._clock() - record.issued_at > RESPONSE_URL_TTL_SECONDS:
                 raise SlackError("expired_url")
             if record.uses >= RESPONSE_URL_MAX_USES:

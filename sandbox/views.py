@@ -9,12 +9,9 @@ import copy
 from typing import Any
 
 from slack_approvals.sandbox.blocks import normalize_blocks
-from slack_approvals.sandbox.changes import Changes
-from slack_approvals.sandbox.clock import Clock
-from slack_approvals.sandbox.directory import Directory
 from slack_approvals.sandbox.errors import SlackError
-from slack_approvals.sandbox.ids import IdMint
 from slack_approvals.sandbox.records import ViewRecord
+from slack_approvals.sandbox.stores import ContentStore
 
 MODAL_STACK_LIMIT = 3
 VIEW_FIELDS = (
@@ -31,23 +28,13 @@ VIEW_FIELDS = (
 )
 
 
-class Views:
+class Views(ContentStore):
     """View records by id, each person's modal stack (bottom first) and each person's Home view."""
 
-    def __init__(self, changes: Changes, directory: Directory, mint: IdMint, clock: Clock) -> None:
-        self._changes = changes
-        self._directory = directory
-        self._mint = mint
-        self._clock = clock
+    def _empty(self) -> None:
         self._views: dict[str, ViewRecord] = {}
         self._modal_stacks: dict[str, list[str]] = {}
         self._home_views: dict[str, str] = {}
-
-    def clear(self) -> None:
-        with self._changes.lock:
-            self._views = {}
-            self._modal_stacks = {}
-            self._home_views = {}
 
     def _spec(self, view: dict[str, Any]) -> dict[str, Any]:
         spec = {k: copy.deepcopy(view[k]) for k in VIEW_FIELDS if k in view}

@@ -24,40 +24,34 @@
     return node;
   }
 
-  function option(opt, ctx) {
+  function option(value, text) {
     const node = document.createElement("option");
-    node.value = opt.value;
-    node.textContent = opt.text ? opt.text.text : opt.value;
+    node.value = value;
+    node.textContent = text;
     return node;
   }
 
-  function select(element, ctx) {
+  // Every select starts with an empty choice showing the placeholder, as Slack's do.
+  function selectWith(element, fallbackPlaceholder, choices, initial) {
     const node = el("select", "bk-select");
-    const none = document.createElement("option");
-    none.value = "";
-    none.textContent = element.placeholder ? element.placeholder.text : "Select an option";
-    node.appendChild(none);
+    node.appendChild(option("", element.placeholder ? element.placeholder.text : fallbackPlaceholder));
+    for (const choice of choices) node.appendChild(choice);
+    if (initial) node.value = initial;
+    return node;
+  }
+
+  function select(element) {
     const options = (element.options || []).concat(
       ...(element.option_groups || []).map((g) => g.options || []));
-    for (const opt of options) node.appendChild(option(opt, ctx));
-    if (element.initial_option) node.value = element.initial_option.value;
-    return node;
+    const choices = options.map((opt) => option(opt.value, opt.text ? opt.text.text : opt.value));
+    return selectWith(element, "Select an option", choices,
+      element.initial_option && element.initial_option.value);
   }
 
   function users(element, ctx) {
-    const node = el("select", "bk-select");
-    const none = document.createElement("option");
-    none.value = "";
-    none.textContent = element.placeholder ? element.placeholder.text : "Select a person";
-    node.appendChild(none);
-    for (const user of Object.values(ctx.users)) {
-      const opt = document.createElement("option");
-      opt.value = user.id;
-      opt.textContent = `${user.real_name} (@${user.name})`;
-      node.appendChild(opt);
-    }
-    if (element.initial_user) node.value = element.initial_user;
-    return node;
+    const choices = Object.values(ctx.users).map(
+      (user) => option(user.id, `${user.real_name} (@${user.name})`));
+    return selectWith(element, "Select a person", choices, element.initial_user);
   }
 
   function interactiveOther(element, ctx) {
@@ -96,7 +90,7 @@
         break;
       case "static_select":
       case "radio_buttons":
-        node = select(element, ctx);
+        node = select(element);
         break;
       case "users_select":
         node = users(element, ctx);
