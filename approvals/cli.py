@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_approvals.state.private_server import ensure_private_server, stop_private_server
 
 from . import cli_requests
-from .cli_support import EXIT_ERROR, fail, settings_or_exit
+from .cli_support import EXIT_ERROR, fail, one_line, settings_or_exit
 from .settings import SettingsError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -131,6 +131,16 @@ def audit(request_id: str,
 
 
 @app.command()
+def cancel(request_id: str,
+           reason: Annotated[list[str] | None, typer.Argument(
+               help="Why, shown in Slack and kept in the audit.")] = None) -> None:
+    """Cancel a pending request as the system: its message shows it, its flow sees it."""
+    from .cli_closing import cancel_command
+
+    cancel_command(settings_or_exit(), request_id, " ".join(reason or []) or None)
+
+
+@app.command()
 def demo(
     auto: Annotated[bool, typer.Option(help="Scripted people click by themselves; exits when done.")] = False,
     port: Annotated[int, typer.Option(help="Port of the sandbox page.")] = 8765,
@@ -209,10 +219,15 @@ def main() -> None:
         sys.exit(EXIT_ERROR)
     except Exception as e:
         # Typer's (vendored) click exceptions: usage errors and the like know how to show
-        # themselves; any other exception is a bug and keeps its traceback.
+        # themselves; Redis, Slack and our own errors are one line; any other exception is a
+        # bug and keeps its traceback. Never exit 1 or 2: those are decisions.
         show = getattr(e, "show", None)
-        if not callable(show) or not isinstance(getattr(e, "exit_code", None), int):
+        if callable(show) and isinstance(getattr(e, "exit_code", None), int):
+            show()
+            sys.exit(EXIT_ERROR)
+        line = one_line(e)
+        if line is None:
             raise
-        show()
+        typer.echo(f"error: {line}", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

@@ -10,18 +10,27 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from slack_approvals.core.durations import parse_duration
 from slack_approvals.state.closing import Closer
 from slack_approvals.state.errors import StoreError
 from slack_approvals.state.models import ApprovalRequest, Decision, Fact, Outcome, RequestSpec, Status
 
-from .cli_support import EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT, fail
+from .cli_closing import cancelling_unposted
+from .cli_support import EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT, fail, visible
 from .runtime import build_closer
 from .settings import Settings
 from .wiring import sync_store
 
 console = Console()
+# `approvals pending` lists at most this many, and says so when more wait.
+PENDING_SHOWN = 500
+
+
+def plain(text: str) -> Text:
+    """Stored text for Rich: never read as markup, control characters made visible."""
+    return Text(visible(text))
 
 
 def parse_facts(pairs: list[str]) -> list[Fact]:
@@ -85,26 +94,34 @@ def request_command(
         raise fail(f"{where}: {first['msg']}") from e
     except ValueError as e:
         raise fail(str(e)) from e
-    closer = build_closer(settings, on_decision=report_to_prefect)
+    # A request Slack would not post is cancelled, not left pending with no message.
+    closer = cancelling_unposted(build_closer(settings, on_decision=report_to_prefect))
     request = closer.board.post(closer.store.create(spec, idempotency_key))
     typer.echo(f"{request.id} posted to {request.message_channel} (ts {request.message_ts})")
     if not wait:
         return
     decision = wait_for(closer, request, settings.approvals_wait_slice_seconds)
     who = f" by {decision.decided_by}" if decision.decided_by else ""
-    reason = f": {decision.reason}" if decision.reason else ""
+    reason = f": {visible(decision.reason)}" if decision.reason else ""
     typer.echo(f"{request.id} {decision.status.value}{who}{reason}")
     raise typer.Exit(exit_code(decision))
 
 
 def pending_command(settings: Settings, user: str | None, as_json: bool) -> None:
-    requests = sync_store(settings).pending(user=user, limit=500)
+    requests = sync_store(settings).pending(user=user, limit=PENDING_SHOWN + 1)
+    more = len(requests) > PENDING_SHOWN
+    requests = requests[:PENDING_SHOWN]
+    note = (f"showing only the first {PENDING_SHOWN} pending requests (soonest deadline first); "
+            "more are waiting")
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in requests], indent=2))
+        if more:
+            typer.echo(f"note: {note}", err=True)  # stdout stays one JSON document
         return
-    table = Table("id", "title", "requester", "progress", "deadline (UTC)", title="Pending requests")
+    table = Table("id", "title", "requester", "progress", "deadline (UTC)", title="Pending requests",
+                  caption=note if more else None)
     for r in requests:
-        table.add_row(r.id, r.spec.title, r.spec.requester or "-",
+        table.add_row(r.id, plain(r.spec.title), r.spec.requester or "-",
                       f"{len(r.approvals)}/{r.spec.quorum}", f"{r.deadline:%Y-%m-%d %H:%M}")
     console.print(table)
 
@@ -117,15 +134,16 @@ def show_command(settings: Settings, request_id: str, as_json: bool) -> None:
     if as_json:
         typer.echo(request.model_dump_json(indent=2))
         return
-    console.print(f"[bold]{request.spec.title}[/bold] ({request.id}): {request.status.value}")
+    console.print(Text.assemble((visible(request.spec.title), "bold"),
+                                f" ({request.id}): {request.status.value}"))
     console.print(f"approvers: {', '.join(request.spec.approvers + request.spec.approver_groups) or 'anyone'}"
                   f"  quorum {request.spec.quorum}  deadline {request.deadline:%Y-%m-%d %H:%M:%S} UTC")
     for vote in request.votes:
         console.print(f"  {vote.at:%H:%M:%S} {vote.user} {vote.vote.value}")
     if request.decision:
         d = request.decision
-        console.print(f"decision: {d.status.value} (approved={d.approved}) by {d.decided_by or '-'}"
-                      f"{' — ' + d.reason if d.reason else ''}")
+        console.print(plain(f"decision: {d.status.value} (approved={d.approved}) by "
+                            f"{d.decided_by or '-'}{' — ' + d.reason if d.reason else ''}"))
 
 
 def audit_command(settings: Settings, request_id: str, as_json: bool) -> None:
@@ -141,7 +159,7 @@ def audit_command(settings: Settings, request_id: str, as_json: bool) -> None:
     for event in events:
         detail = " ".join(str(x) for x in (event.vote.value if event.vote else None,
                                             event.reason) if x)
-        table.add_row(f"{event.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], event.event, event.user or "-",
-                      detail)
+        table.add_row(f"{event.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], plain(event.event),
+                      plain(event.user or "-"), plain(detail))
     console.print(table)
 

@@ -16,8 +16,11 @@ def parse_duration(text: str) -> timedelta:
     if not cleaned or _PART.sub("", cleaned):
         raise BadInput(f"{text!r} is not a duration like 90s, 30m, 2h, 1d or 1h30m")
     total = timedelta()
-    for amount, unit in _PART.findall(cleaned):
-        total += timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        for amount, unit in _PART.findall(cleaned):
+            total += timedelta(**{_UNITS[unit]: int(amount)})
+    except (OverflowError, ValueError) as e:  # past timedelta's range, or int()'s digit limit
+        raise BadInput(f"{text[:40]!r} is far too long a duration") from e
     if total <= timedelta(0):
         raise BadInput(f"{text!r}: a duration must be positive")
     return total
