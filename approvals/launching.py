@@ -54,7 +54,8 @@ def flow_config_from(settings: Settings) -> FlowConfig:
                       approvers=tuple(settings.approvals_default_approvers),
                       requester=settings.approvals_requester,
                       wait_slice_seconds=settings.approvals_wait_slice_seconds,
-                      data_dir=settings.approvals_data_dir)
+                      data_dir=settings.approvals_data_dir,
+                      redis_outage_seconds=settings.approvals_redis_outage_seconds)
 
 
 def services_factory(settings: Settings, redis_url: str | None = None) -> ServicesFactory:

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     approvals_data_dir: Path = Path(".data")
     approvals_wait_slice_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     approvals_sweep_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    approvals_redis_outage_seconds: Annotated[float, Field(ge=0, le=86400)] = 600.0
     prefect_ui_url: str | None = None
 
     @field_validator("slack_bot_token")

@@ -20,19 +20,12 @@ from prefect.runtime import flow_run as current_flow_run
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
-from slack_approvals.state.models import ChannelRef, Outcome, Status, UserId
+from slack_approvals.policy.routing import Settled
+from slack_approvals.state.models import Status
 
-from .gates import SLACK_RETRY_POLICY, approval_gate
-from .params import (
-    FlowParams,
-    GroupList,
-    TimeoutSeconds,
-    UserList,
-    default_approvers,
-    default_channel,
-    default_requester,
-    split_commas,
-)
+from .gates import SLACK_RETRY_POLICY, approval_gate, gate_draft
+from .hooks import APPROVAL_HOOKS
+from .params import FlowParams, RequestedParams, split_commas
 from .results import FrozenModel, GateResult
 from .services import services
 
@@ -120,9 +113,8 @@ def department_figures(name: str, period: str) -> Figures:
 
 
 @flow(name="department-sign-off", flow_run_name="sign-off-{department.name}",
-      description="One department's figures, signed off by its approvers.")
-async def department_sign_off(department: DepartmentSpec, period: str, timeout_seconds: float,
-                              timeout_outcome: Outcome = Outcome.REJECT,
+      description="One department's figures, signed off by its approvers.", **APPROVAL_HOOKS)
+async def department_sign_off(department: DepartmentSpec, period: str,
                               requester: str | None = None,
                               review_id: str | None = None) -> DepartmentResult:
     """`review_id` scopes the gate to the parent run, so a re-run parent finds the request."""
@@ -211,7 +203,8 @@ async def update_rollup(channel: str, ts: str, message: dict[str, Any]) -> None:
 
 
 @flow(name="department-review",
-      description="Every department signs off its figures at once; one roll-up shows them all.")
+      description="Every department signs off its figures at once; one roll-up shows them all.",
+      **APPROVAL_HOOKS)
 async def department_review(params: DepartmentReviewParams | None = None) -> DepartmentReviewResult:
     p = params or DepartmentReviewParams()
     review_id = current_flow_run.id

@@ -23,7 +23,8 @@ from prefect.runtime import flow_run as current_flow_run
 from pydantic import Field
 
 from .gates import approval_gate
-from .params import GateParams
+from .hooks import APPROVAL_HOOKS
+from .params import RequestedParams
 from .results import FrozenModel, GateResult
 from .services import flow_config
 
@@ -231,7 +232,8 @@ async def save_to_database(records: list[SalesRecord], statistics: Statistics, d
 
 
 @flow(name="etl-pipeline",
-      description="Validate, summarise and store sales records; asks before storing dirty data.")
+      description="Validate, summarise and store sales records; asks before storing dirty data.",
+      **APPROVAL_HOOKS)
 async def etl_pipeline(params: EtlParams | None = None) -> EtlResult:
     p = params or EtlParams()
     records = await extract_records(p.rows, p.error_rate, p.seed)

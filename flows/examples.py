@@ -8,23 +8,11 @@ from enum import StrEnum
 from typing import Annotated, Self
 
 from prefect import flow
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from slack_approvals.state.models import ChannelRef, UserId
-
-from .gates import approval_gate, auto_approve, gate_spec
-from .params import (
-    FlowParams,
-    GateParams,
-    GroupList,
-    QuorumGateParams,
-    TimeoutSeconds,
-    Title,
-    UserList,
-    default_approvers,
-    default_channel,
-    default_requester,
-)
+from .gates import approval_gate
+from .hooks import APPROVAL_HOOKS
+from .params import RequestedParams, Title
 from .results import FrozenModel, GateResult
 
 # -- simple-approval ---------------------------------------------------------------------------
@@ -35,7 +23,8 @@ class SimpleApprovalParams(QuorumGateParams):
     summary: Annotated[str, Field(max_length=3000)] = ""
 
 
-@flow(name="simple-approval", description="Ask once in Slack and return the decision.")
+@flow(name="simple-approval", description="Ask once in Slack and return the decision.",
+      **APPROVAL_HOOKS)
 async def simple_approval(params: SimpleApprovalParams | None = None) -> GateResult:
     p = params or SimpleApprovalParams()
     decision = await approval_gate("approval", p.title, summary=p.summary, quorum=p.quorum,
@@ -87,7 +76,8 @@ class PaymentResult(FrozenModel):
 
 
 @flow(name="payment-approval",
-      description="A payment: auto-approved when small, one approver, two when large.")
+      description="A payment: auto-approved when small, one approver, two when large.",
+      **APPROVAL_HOOKS)
 async def payment_approval(params: PaymentParams | None = None) -> PaymentResult:
     p = params or PaymentParams()
     title = f"Pay {p.amount:,} {p.currency} to {p.payee}"
@@ -131,7 +121,7 @@ class MultiStepResult(FrozenModel):
 
 
 @flow(name="multi-step-approval",
-      description="Manager, then finance; stops at the first rejection.")
+      description="Manager, then finance; stops at the first rejection.", **APPROVAL_HOOKS)
 async def multi_step_approval(params: MultiStepParams | None = None) -> MultiStepResult:
     p = params or MultiStepParams()
     steps = [

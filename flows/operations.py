@@ -18,6 +18,7 @@ from .gates import approval_gate
 from .journal import append_once
 from .params import GateParams
 from .results import FrozenModel, GateResult
+from .hooks import APPROVAL_HOOKS
 from .services import flow_config
 
 DEPLOYMENTS_FILE = "deployments.jsonl"
@@ -65,7 +66,8 @@ class DeployResult(FrozenModel):
     deployed: Action | None
 
 
-@flow(name="deploy-approval", description="Deploy a version to an environment once approved.")
+@flow(name="deploy-approval", description="Deploy a version to an environment once approved.",
+      **APPROVAL_HOOKS)
 async def deploy_approval(params: DeployParams | None = None) -> DeployResult:
     p = params or DeployParams()
     facts = {"Service": p.service, "Environment": p.environment, "Version": p.version}
@@ -103,7 +105,8 @@ class DestructiveResult(FrozenModel):
 
 
 @flow(name="destructive-operation",
-      description="An irreversible operation: two approvers, and never the requester.")
+      description="An irreversible operation: two approvers, and never the requester.",
+      **APPROVAL_HOOKS)
 async def destructive_operation(params: DestructiveParams | None = None) -> DestructiveResult:
     p = params or DestructiveParams()
     facts = {"Operation": p.operation, "Target": p.target, "Approvals needed": str(p.quorum)}

@@ -42,10 +42,14 @@ class FlowConfig:
     data_dir: Path = Path(".data")
 
     def __post_init__(self) -> None:
+    # A waiting gate rides out a Redis outage (restart, failover) this long, then fails its run.
+    redis_outage_seconds: float = 600.0
         if not 0 < self.wait_slice_seconds <= 300:
             raise ValueError("wait_slice_seconds: between 0 and 300 seconds")
 
 
+        if not 0 <= self.redis_outage_seconds <= 86400:
+            raise ValueError("redis_outage_seconds: between 0 and 86400 seconds")
 class SlackBoard(MessageBoard, Protocol):
     """A request's message (post, refresh) and messages of the flow's own (the roll-up)."""
 
