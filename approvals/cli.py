@@ -46,29 +46,35 @@ def bot(
     host: Annotated[str, typer.Option(help="Interface to listen on (HTTP mode).")] = "0.0.0.0",
 ) -> None:
     """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP at /slack/events."""
+    from functools import partial
+
     from slack_approvals.bot.service import serve_http, serve_socket_mode
 
-    from .launching import default_launcher, emit_decision_event
+    from .launching import InProcessLauncher, default_launcher, emit_decision_event
     from .runtime import build_runtime
 
     settings = settings_or_exit()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    launcher = default_launcher(settings)
     socket_mode = settings.slack_app_token is not None
     try:
-        runtime = build_runtime(settings, launcher=default_launcher(settings),
-                                on_decision=emit_decision_event, socket_mode=socket_mode)
+        runtime = build_runtime(settings, launcher=launcher, on_decision=emit_decision_event,
+                                socket_mode=socket_mode)
     except (BoltError, OSError) as e:  # Bolt checks the token with auth.test as it starts
         raise fail(slack_refusal(e, "SLACK_BOT_TOKEN", settings.slack_api_url)) from e
+    # Runs in this process end with it: on SIGTERM their requests are cancelled with a reason.
+    on_stop = (partial(launcher.stop, runtime.deps.closer)
+               if isinstance(launcher, InProcessLauncher) else None)
     if settings.slack_app_token is not None:
         typer.echo("approvals bot: Socket Mode")
         try:
             serve_socket_mode(runtime.app, settings.slack_app_token.get_secret_value(),
-                              runtime.deps, runtime.sweeper)
+                              runtime.deps, runtime.sweeper, on_stop)
         except (SlackApiError, OSError) as e:  # apps.connections.open refused the app token
             raise fail(slack_refusal(e, "SLACK_APP_TOKEN", settings.slack_api_url)) from e
     else:
         typer.echo(f"approvals bot: HTTP on {host}:{port}, request URL path /slack/events")
-        serve_http(runtime.web, runtime.deps, runtime.sweeper, host, port)
+        serve_http(runtime.web, runtime.deps, runtime.sweeper, host, port, on_stop)
 
 
 def slack_refusal(error: Exception, setting: str, api_url: str) -> str:

@@ -15,6 +15,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from concurrent import futures
 from concurrent.futures import Future
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ from slack_approvals.flows.registry import (
     parse_params,
 )
 from slack_approvals.flows.services import FlowConfig, Services, ServicesFactory, set_services_factory
+from slack_approvals.state.closing import Closer
 from slack_approvals.state.models import USER_ID_PATTERN, ApprovalRequest
 
 from .runtime import build_messenger
@@ -47,6 +49,9 @@ log = logging.getLogger(__name__)
 
 LaunchMode = Literal["auto", "in-process", "deployments"]
 KEEP_RUNS = 1000  # finished in-process runs remembered for wait(); older ones are forgotten
+STOP_REASON = "The bot stopped while this flow run was waiting; start it again."
+STOP_TIMEOUT_SECONDS = 15.0  # how long a stopping bot waits for its cancelled runs to end
+STOP_SCAN_LIMIT = 5000  # pending requests read to find those of this process's runs
 
 
 def flow_config_from(settings: Settings) -> FlowConfig:
@@ -143,9 +148,12 @@ class InProcessLauncher(_RegistryLaunching):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runs: OrderedDict[str, Future[State[Any]]] = OrderedDict()
+        self._stopping = False
 
     def launch(self, flow: str, params: Mapping[str, str], *, requested_by: str,
                channel: str) -> Launched:
+        if self._stopping:
+            raise LaunchError("The bot is stopping; start the flow again in a minute.")
         entry, model = prepare(flow, params, requested_by, channel)
         with get_client(sync_client=True) as client:
             flow_run = client.create_flow_run(entry.flow, parameters=entry.parameters(model),
@@ -197,7 +205,36 @@ class InProcessLauncher(_RegistryLaunching):
         if loop is not None and thread is not None:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
-            loop.close()
+            if not thread.is_alive():
+                loop.close()
+
+    def stop(self, closer: Closer, reason: str = STOP_REASON,
+             timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """On shutdown, before Prefect's own exit hooks: start no new run, cancel the pending
+        requests of the runs still going (their gates wake and the runs end as cancelled),
+        give them `timeout` to finish, cancel what is left, then stop the loop. Left running,
+        a run would talk to Prefect after its temporary server stopped and start another."""
+        with self._lock:
+            self._stopping = True
+            running = {run_id: f for run_id, f in self._runs.items() if not f.done()}
+        if running:
+            try:
+                pending = closer.store.pending(limit=STOP_SCAN_LIMIT)
+            except Exception:
+                log.exception("could not list the requests of the runs in this process")
+                pending = []
+            for request in pending:
+                if request.spec.flow_run_id in running:
+                    try:
+                        closer.cancel(request.id, None, reason, force=True)
+                    except Exception:
+                        log.exception("could not cancel request %s", request.id)
+            log.warning("stopping: %d in-process flow run(s) cancelled", len(running))
+            futures.wait(running.values(), timeout=timeout)
+            for future in running.values():
+                future.cancel()  # cancels the run's task on the loop
+            futures.wait(running.values(), timeout=STOP_TIMEOUT_SECONDS / 3)
+        self.close()
 
 
 class DeploymentLauncher(_RegistryLaunching):

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -20,9 +20,18 @@ from .sweeper import Sweeper
 log = logging.getLogger(__name__)
 
 
-def _drain(deps: BotDeps, sweeper: Sweeper) -> None:
-    """After the listener stops: finish queued Slack edits, then stop sweeping."""
+# Called once the listener has stopped, e.g. to cancel the flow runs this process holds.
+StopHook = Callable[[], None]
+
+
+def _drain(deps: BotDeps, sweeper: Sweeper, on_stop: StopHook | None) -> None:
+    """After the listener stops: stop sweeping, run the stop hook, finish queued Slack edits."""
     sweeper.stop()
+    if on_stop is not None:
+        try:
+            on_stop()
+        except Exception:
+            log.exception("stopping: the stop hook failed")
     deps.background.shutdown(wait=True)
 
 
@@ -44,7 +53,8 @@ class _GracefulServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve_http(web_app: Starlette, deps: BotDeps, sweeper: Sweeper, host: str, port: int) -> None:
+def serve_http(web_app: Starlette, deps: BotDeps, sweeper: Sweeper, host: str, port: int,
+               on_stop: StopHook | None = None) -> None:
     """On SIGTERM/SIGINT uvicorn stops accepting and lets in-flight requests finish; then the
     queued message edits run and the process exits 0."""
     config = uvicorn.Config(web_app, host=host, port=port, log_level="warning",
@@ -53,10 +63,11 @@ def serve_http(web_app: Starlette, deps: BotDeps, sweeper: Sweeper, host: str, p
     try:
         _GracefulServer(config).run()
     finally:
-        _drain(deps, sweeper)
+        _drain(deps, sweeper, on_stop)
 
 
-def serve_socket_mode(app: App, app_token: str, deps: BotDeps, sweeper: Sweeper) -> None:
+def serve_socket_mode(app: App, app_token: str, deps: BotDeps, sweeper: Sweeper,
+                      on_stop: StopHook | None = None) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:
@@ -72,4 +83,4 @@ def serve_socket_mode(app: App, app_token: str, deps: BotDeps, sweeper: Sweeper)
         stop.wait()
     finally:
         handler.close()
-        _drain(deps, sweeper)
+        _drain(deps, sweeper, on_stop)
