@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Slack-button approvals for Prefect flows, backed by Redis.")
 redis_app = typer.Typer(no_args_is_help=True, help="The private Redis used when REDIS_URL is unset.")
 app.add_typer(redis_app, name="redis")
+policy_app = typer.Typer(no_args_is_help=True,
+                         help="The approval policy: who approves what (APPROVALS_POLICY).")
+app.add_typer(policy_app, name="policy")
 
 
 @redis_app.command("start")
@@ -40,6 +44,40 @@ def redis_stop() -> None:
     typer.echo("stopped" if stopped else "no private Redis was running")
 
 
+@policy_app.command("check")
+def policy_check(path: Annotated[Path | None, typer.Argument(
+        help="Policy file (default: APPROVALS_POLICY, else approvals-policy.yaml).")] = None) -> None:
+    """Exit 0 when the policy is valid, else 3 with one `PATH:LINE: message` per problem."""
+    from .cli_policy import check_command
+
+    check_command(path, None if path is not None else settings_or_exit())
+
+
+@policy_app.command("explain")
+def policy_explain(
+    flow: Annotated[str | None, typer.Argument(help="Flow name; omit for an `approvals request`.")] = None,
+    param: Annotated[list[str], typer.Option(
+        "--param", "-p", help="key=value of the flow (repeatable); the rest take defaults.")] = [],  # noqa: B006
+    gate: Annotated[str | None, typer.Option(help="Gate name (default: the flow's first).")] = None,
+    requester: Annotated[str | None, typer.Option(help="Who asks (a Slack user id).")] = None,
+    fact: Annotated[list[str], typer.Option(help="label=value fact (repeatable).")] = [],  # noqa: B006
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Which rule matches, and who would be asked (or auto-approve / deny, with the reason)."""
+    from .cli_policy import explain_command
+
+    explain_command(settings_or_exit(), flow, param, gate, requester, fact, json_out)
+
+
+@policy_app.command("show")
+def policy_show(policy_hash: Annotated[str, typer.Argument(
+        metavar="HASH", help="The policy hash a request's audit names.")]) -> None:
+    """Print the policy text kept under HASH: what routed requests then."""
+    from .cli_policy import show_command
+
+    show_command(settings_or_exit(), policy_hash)
+
+
 @app.command()
 def bot(
     port: Annotated[int, typer.Option(help="HTTP port (HTTP mode).")] = 3000,
@@ -55,6 +93,9 @@ def bot(
 
     settings = settings_or_exit()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .policies import reload_on_sighup
+
+    reload_on_sighup()  # SIGHUP re-reads the approval policy file, as a change of it does
     launcher = default_launcher(settings)
     socket_mode = settings.slack_app_token is not None
     try:
@@ -98,16 +139,22 @@ def request(
     group: Annotated[list[str], typer.Option(help="Approver user-group id (repeatable).")] = [],  # noqa: B006
     summary: Annotated[str, typer.Option(help="Longer description, shown as typed.")] = "",
     fact: Annotated[list[str], typer.Option(help="label=value shown as a field (repeatable).")] = [],  # noqa: B006
-    quorum: Annotated[int, typer.Option(help="Approvals needed.")] = 1,
+    quorum: Annotated[int | None, typer.Option(help="Approvals needed (default 1).")] = None,
     channel: Annotated[str | None, typer.Option(help="Channel id or #name.")] = None,
-    timeout: Annotated[str, typer.Option(help="How long to wait: 90s, 30m, 2h, 1d.")] = "24h",
-    timeout_outcome: Annotated[str, typer.Option(help="approve or reject when time runs out.")] = "reject",
+    timeout: Annotated[str | None, typer.Option(
+        help="How long to wait: 90s, 30m, 2h, 1d (default 24h).")] = None,
+    timeout_outcome: Annotated[str | None, typer.Option(
+        help="approve or reject when time runs out (default reject).")] = None,
     requester: Annotated[str | None, typer.Option(help="Requester's user id (cannot self-approve).")] = None,
-    allow_self_approval: Annotated[bool, typer.Option(help="Let the requester approve.")] = False,
+    allow_self_approval: Annotated[bool | None, typer.Option(
+        help="Let the requester approve (default: not).")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same request.")] = None,
     wait: Annotated[bool, typer.Option(help="Wait; exit 0 approve, 1 reject, 2 timeout.")] = False,
 ) -> None:
-    """Post an approval request to Slack (and optionally wait for the decision)."""
+    """Post an approval request to Slack (and optionally wait for the decision).
+
+    The approval policy routes it: a matching rule's approvers, quorum, channel and timeouts
+    win over these flags (and under `lock: true` approvers may not be named at all)."""
     cli_requests.request_command(settings_or_exit(), title, summary, fact, approver, group, quorum,
                                  channel, timeout, timeout_outcome, requester, allow_self_approval,
                                  idempotency_key, wait)

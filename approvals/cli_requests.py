@@ -13,12 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from slack_approvals.core.durations import parse_duration
+from slack_approvals.policy.opening import Draft, Opener, settle, spec_of
 from slack_approvals.state.closing import Closer
 from slack_approvals.state.errors import StoreError
-from slack_approvals.state.models import ApprovalRequest, Decision, Fact, Outcome, RequestSpec, Status
+from slack_approvals.state.models import ApprovalRequest, Decision, Fact, Outcome, Status
 
 from .cli_closing import cancelling_unposted
 from .cli_support import EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT, fail, visible
+from .policies import fallback_of, policy_source
 from .runtime import build_closer
 from .settings import Settings
 from .wiring import sync_store
@@ -74,20 +76,23 @@ def wait_for(closer: Closer, request: ApprovalRequest, wait_slice: float) -> Dec
 def request_command(
     settings: Settings,
     title: str, summary: str, fact: list[str], approver: list[str], group: list[str],
-    quorum: int, channel: str | None, timeout: str, timeout_outcome: str,
-    requester: str | None, allow_self_approval: bool, idempotency_key: str | None,
+    quorum: int | None, channel: str | None, timeout: str | None, timeout_outcome: str | None,
+    requester: str | None, allow_self_approval: bool | None, idempotency_key: str | None,
     wait: bool,
 ) -> None:
+    """The approval policy routes the request (`--fact k=v` is what its rules match); the
+    flags fill what no matching rule decides, and under `lock: true` may not name approvers."""
     try:
-        duration = parse_duration(timeout)
-        spec = RequestSpec(
-            title=title, summary=summary, facts=parse_facts(fact), approvers=approver,
-            approver_groups=group, quorum=quorum,
-            channel=channel or settings.approvals_channel, timeout=duration,
-            timeout_outcome=Outcome(timeout_outcome),
-            requester=requester or settings.approvals_requester,
-            allow_self_approval=allow_self_approval,
-        )
+        options: dict[str, object] = {
+            "approvers": approver or None, "approver_groups": group or None, "quorum": quorum,
+            "channel": channel, "allow_self_approval": allow_self_approval,
+            "timeout": parse_duration(timeout) if timeout is not None else None,
+            "timeout_outcome": Outcome(timeout_outcome) if timeout_outcome is not None else None,
+        }
+        draft = Draft(title=title, summary=summary, facts=parse_facts(fact),
+                      requester=requester or settings.approvals_requester, options=options)
+        policy = policy_source(settings)
+        spec_of(draft, settle(policy.current(), draft, fallback_of(settings)))  # refuse early
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "request"
@@ -96,8 +101,15 @@ def request_command(
         raise fail(str(e)) from e
     # A request Slack would not post is cancelled, not left pending with no message.
     closer = cancelling_unposted(build_closer(settings, on_decision=report_to_prefect))
-    request = closer.board.post(closer.store.create(spec, idempotency_key))
-    typer.echo(f"{request.id} posted to {request.message_channel} (ts {request.message_ts})")
+    opened = Opener(closer, policy, fallback_of(settings)).open(draft, idempotency_key)
+    request = opened.request
+    rule = f" by policy rule {opened.settled.rule}" if opened.settled.rule else ""
+    if request.decision is not None:
+        typer.echo(f"{request.id} {request.decision.status.value}{rule}: {request.decision.reason}")
+        if wait:
+            raise typer.Exit(exit_code(request.decision))
+        return
+    typer.echo(f"{request.id} posted to {request.message_channel} (ts {request.message_ts}){rule}")
     if not wait:
         return
     decision = wait_for(closer, request, settings.approvals_wait_slice_seconds)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -41,7 +42,7 @@ from slack_approvals.state.models import USER_ID_PATTERN, ApprovalRequest, Statu
 from slack_approvals.state.private_server import ensure_private_server, stop_private_server
 from slack_approvals.state.store import ApprovalStore
 
-from .demo_policy import EXPECTED_STATUS, POLICY, AutoClicker
+from .demo_policy import EXPECTED_STATUS, POLICY, AutoClicker, approval_policy_text
 from .runtime import BotRuntime, build_runtime
 from .serving import ServerThread, free_port
 from .settings import Settings
@@ -172,7 +173,8 @@ def run_demo(settings: Settings, scenario: Scenario, *, auto: bool, port: int,
         redis_url = start_redis(stack, settings, console)
         start_prefect_server(stack, settings, console)
         sandbox, link = start_sandbox(stack, port)
-        bot_settings = demo_settings(settings, sandbox, redis_url, link)
+        bot_settings = demo_settings(settings, sandbox, redis_url, link,
+                                     write_approval_policy(settings, decision_timeout))
         demo = start_bot(stack, bot_settings, sandbox, link, console)
         if auto:
             start_auto_clicker(stack, sandbox, console)
@@ -315,12 +317,22 @@ def start_sandbox(stack: ExitStack, port: int) -> tuple[SandboxServer, BotLink]:
     return sandbox, link
 
 
-def demo_settings(settings: Settings, sandbox: SandboxServer, redis_url: str, link: BotLink) -> Settings:
-    """The user's settings, pointed at the sandbox and Redis, with a fast sweep so timeouts show."""
+def write_approval_policy(settings: Settings, decision_timeout: timedelta) -> Path:
+    """The demo's approval policy (who signs off where, and how long they have), as a file."""
+    path = settings.approvals_data_dir / "demo-policy.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(approval_policy_text(decision_timeout))
+    return path
+
+
+def demo_settings(settings: Settings, sandbox: SandboxServer, redis_url: str, link: BotLink,
+                  policy: Path) -> Settings:
+    """The user's settings, pointed at the sandbox, Redis and the demo's approval policy, with a
+    fast sweep so timeouts show."""
     return settings.model_copy(update={
         "slack_api_url": sandbox.api_url, "redis_url": redis_url,
         "slack_bot_token": _secret(DEMO_BOT_TOKEN), "slack_signing_secret": _secret(link.signing_secret),
-        "approvals_sweep_seconds": 1.0,
+        "approvals_sweep_seconds": 1.0, "approvals_policy": policy,
     })
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from slack_approvals.bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
@@ -33,6 +34,37 @@ POLICY: dict[str, Act] = {
     "C05DEPLOYS": Act("U01MAYA", "approve"),
 }
 EXPECTED_STATUS = {"approve": "approved", "reject": "rejected", "wait": "timed_out"}
+
+
+def approval_policy_text(timeout: timedelta) -> str:
+    """The demo's approval policy: each department signs off in its own channel, the deploy
+    goes to the manager, and everyone has `timeout` to decide. The flows name nobody."""
+    return f"""\
+version: 1
+defaults:
+  timeout: {max(int(timeout.total_seconds()), 1)}s
+  lock: true
+rules:
+  - name: finance-sign-off
+    match: {{flow: department-review, gate: "department:finance"}}
+    channel: C02FINANCE
+    approver_groups: [S01FINANCE]
+  - name: engineering-sign-off
+    match: {{flow: department-review, gate: "department:engineering"}}
+    channel: C03ENG
+    approvers: [U03ERIN, U04OLIVER]
+  - name: sales-sign-off
+    match: {{flow: department-review, gate: "department:sales"}}
+    channel: C04SALES
+    approvers: [U05SARA]
+  - name: review-roll-up
+    match: {{flow: department-review, gate: rollup}}
+    channel: C01APPROVALS
+  - name: production-deploys
+    match: {{flow: deploy-approval, params: {{environment: production}}}}
+    channel: C05DEPLOYS
+    approvers: [U01MAYA]
+"""
 
 
 def _buttons(message: dict[str, Any]) -> str | None:

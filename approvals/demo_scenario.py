@@ -15,25 +15,19 @@ REQUESTER = "U06REQ"
 
 
 def review_params(timeout: timedelta) -> DepartmentReviewParams:
+    """Who signs off where, and how long they have (`timeout`), is the demo's approval policy
+    (demo_policy.approval_policy_text); the flows say only what is asked."""
     return DepartmentReviewParams(
-        period="2025-Q4",
-        channel="C01APPROVALS",
-        requester=REQUESTER,
-        timeout_seconds=timeout.total_seconds(),
-        departments=[
-            DepartmentSpec(name="Finance", channel="C02FINANCE", approvers=[],
-                           approver_groups=["S01FINANCE"]),
-            DepartmentSpec(name="Engineering", channel="C03ENG", approvers=["U03ERIN", "U04OLIVER"]),
-            DepartmentSpec(name="Sales", channel="C04SALES", approvers=["U05SARA"]),
-        ],
+        period="2025-Q4", requester=REQUESTER,
+        departments=[DepartmentSpec(name="Finance"), DepartmentSpec(name="Engineering"),
+                     DepartmentSpec(name="Sales")],
     )
 
 
 def deploy_params(timeout: timedelta) -> DeployParams:
     return DeployParams(service="checkout", environment="production", version="2.4.0",
                         notes="Adds Apple Pay; migration 0042 is backwards compatible.",
-                        channel="C05DEPLOYS", approvers=["U01MAYA"], requester=REQUESTER,
-                        timeout_seconds=timeout.total_seconds())
+                        requester=REQUESTER)
 
 
 async def demo_scenario(stack: DemoStack, timeout: timedelta) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from prefect.flow_engine import run_flow_async, run_flow_sync
 from prefect.settings import get_current_settings
 
 from slack_approvals.bot.launcher import Launched, Launcher, LaunchError
+from slack_approvals.core.errors import BadInput
 from slack_approvals.flows.errors import FlowsError
 from slack_approvals.flows.events import emit_decided
 from slack_approvals.flows.params import FlowParams
@@ -34,13 +35,17 @@ from slack_approvals.flows.registry import (
     DEPLOYMENT_NAME,
     RegisteredFlow,
     descriptions,
-    get_flow,
     parse_params,
 )
 from slack_approvals.flows.services import FlowConfig, Services, ServicesFactory, set_services_factory
+from slack_approvals.policy.builtin import builtin_policy
+from slack_approvals.policy.opening import FixedPolicy, PolicySource
+from slack_approvals.policy.routing import Settled
 from slack_approvals.state.closing import Closer
 from slack_approvals.state.models import USER_ID_PATTERN, ApprovalRequest
 
+from .explaining import explain, flow_draft
+from .policies import fallback_of, policy_source
 from .runtime import build_messenger
 from .settings import Settings, load_settings
 from .wiring import async_store, resolve_redis_url
@@ -68,7 +73,8 @@ def services_factory(settings: Settings, redis_url: str | None = None) -> Servic
     def build() -> Services:
         url = redis_url or resolve_redis_url(settings)
         messenger = build_messenger(settings, url)
-        return Services(messenger.store, messenger, lambda: async_store(settings, url))
+        return Services(messenger.store, messenger, lambda: async_store(settings, url),
+                        policy=policy_source(settings))
     return build
 
 
@@ -85,34 +91,14 @@ def flow_run_url(ui_url: str | None, flow_run_id: str) -> str | None:
     return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui_url else None
 
 
-# Who decides is the flow's (or its deployer's) business, not the caller's: a slash command
-# that could name its own approvers, requester or timeout outcome could approve itself.
-POLICY_PARAMS = frozenset({"requester", "approvers", "approver_groups", "quorum",
-                           "allow_self_approval", "timeout_outcome"})
-
-
-def refuse_policy_params(params: Mapping[str, str]) -> None:
-    chosen = sorted(POLICY_PARAMS & set(params))
-    if chosen:
-        names = ", ".join(f"`{name}`" for name in chosen)
-        raise LaunchError(f"{names} cannot be set from Slack: who approves is fixed by the flow "
-                          "and the bot's settings (APPROVALS_DEFAULT_APPROVERS).")
-
-
 def prepare(flow: str, params: Mapping[str, str], requested_by: str,
             channel: str) -> tuple[RegisteredFlow, FlowParams]:
-    """Validate before anything starts. Who asked is always the requester (so they cannot
-    approve their own run); the conversation is the channel unless the parameters name one."""
-    refuse_policy_params(params)
-    values: dict[str, object] = dict(params)
+    """Validate before anything starts: the caller's parameters against the flow's allow-list
+    (business parameters only: who approves, how many, where and for how long is the approval
+    policy's). Who asked is always the requester, so they cannot approve their own run."""
     try:
-        entry = get_flow(flow)
-        fields = entry.params.model_fields
-        if "requester" in fields and re.match(USER_ID_PATTERN, requested_by):
-            values["requester"] = requested_by
-        if "channel" in fields and "channel" not in values and channel:
-            values["channel"] = channel
-        return parse_params(flow, values)
+        requester = requested_by if re.match(USER_ID_PATTERN, requested_by) else None
+        return parse_params(flow, params, requester)
     except FlowsError as e:
         raise LaunchError(str(e)) from e
 
@@ -122,17 +108,27 @@ def _tags(requested_by: str) -> list[str]:
 
 
 class _RegistryLaunching:
-    """What both launchers answer from the registry alone."""
+    """What both launchers answer from the registry and the approval policy alone."""
+
+    policy: PolicySource = FixedPolicy(builtin_policy())
+    fallback: Mapping[str, Any] = {}
 
     def flows(self) -> Mapping[str, str]:
         return descriptions()
 
     def check(self, flow: str, params: Mapping[str, str]) -> None:
-        refuse_policy_params(params)
         try:
             parse_params(flow, params)
         except FlowsError as e:
             raise LaunchError(str(e)) from e
+
+    def explain(self, flow: str, params: Mapping[str, str], *, requested_by: str) -> Settled:
+        try:
+            requester = requested_by if re.match(USER_ID_PATTERN, requested_by) else None
+            draft = flow_draft(flow, params, requester=requester)
+        except (FlowsError, BadInput) as e:
+            raise LaunchError(str(e)) from e
+        return explain(self.policy.current(), draft, self.fallback)
 
 
 class InProcessLauncher(_RegistryLaunching):
@@ -267,11 +263,16 @@ def default_launcher(settings: Settings, mode: LaunchMode = "auto") -> Launcher:
     """`auto`: deployments when PREFECT_API_URL names a server, else in this process (on
     Prefect's temporary server)."""
     install_services(settings)
+    launcher: _RegistryLaunching
     if mode == "auto":
         mode = "deployments" if prefect_api_url() else "in-process"
     if mode == "deployments":
-        return DeploymentLauncher(settings.prefect_ui_url)
-    return InProcessLauncher(settings.prefect_ui_url)
+        launcher = DeploymentLauncher(settings.prefect_ui_url)
+    else:
+        launcher = InProcessLauncher(settings.prefect_ui_url)
+    launcher.policy = policy_source(settings)
+    launcher.fallback = fallback_of(settings)
+    return launcher
 
 
 def emit_decision_event(request: ApprovalRequest) -> None:

@@ -19,6 +19,7 @@ from slack_approvals.state.errors import RedisSetupError
 from slack_approvals.state.models import CHANNEL_PATTERN, USER_ID_PATTERN
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
+DEFAULT_POLICY_FILE = "approvals-policy.yaml"
 
 
 class SettingsError(ApprovalsError):
@@ -41,9 +42,12 @@ class Settings(BaseSettings):
     approvals_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     approvals_data_dir: Path = Path(".data")
     approvals_wait_slice_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
-    approvals_sweep_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     approvals_redis_outage_seconds: Annotated[float, Field(ge=0, le=86400)] = 600.0
+    approvals_sweep_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     prefect_ui_url: str | None = None
+    # The approval policy file; unset: approvals-policy.yaml in the working directory when it
+    # exists, else the built-in policy (see policy/builtin.py).
+    approvals_policy: Path | None = None
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -108,6 +112,20 @@ class Settings(BaseSettings):
         if v and not re.match(USER_ID_PATTERN, v):
             raise ValueError(f"{v!r} is not a Slack user id (like U012AB3CD)")
         return v or None
+
+    @field_validator("approvals_policy")
+    @classmethod
+    def _policy(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"{str(v)!r}: no such policy file")
+        return v
+
+    def policy_file(self) -> Path | None:
+        """The policy file in force, or None for the built-in policy."""
+        if self.approvals_policy is not None:
+            return self.approvals_policy
+        default = Path(DEFAULT_POLICY_FILE)
+        return default if default.is_file() else None
 
     @property
     def retention(self) -> timedelta:

@@ -91,7 +91,7 @@ def build_flows(recorder: Recorder) -> dict[str, Any]:
     from prefect.flow_runs import apause_flow_run
     from prefect.runtime import flow_run
 
-    from slack_approvals.flows.gates import approval_gate, gate_spec, request_approval
+    from slack_approvals.flows.gates import approval_gate, gate_draft, request_approval
     from slack_approvals.flows.services import services
     from slack_approvals.state.models import Decision
 
@@ -115,9 +115,9 @@ def build_flows(recorder: Recorder) -> dict[str, Any]:
     @flow(name="bench-poll-in-a-row")
     async def polls_in_a_row(count: int, interval: float) -> None:
         for i in range(count):
-            spec = gate_spec(f"Deploy build {i}", approvers=[APPROVER], channel=CHANNEL,
-                             timeout=timedelta(minutes=30))
-            request = await request_approval(spec, f"poll-{i}")
+            draft = gate_draft(f"Deploy build {i}", approvers=[APPROVER], channel=CHANNEL,
+                               timeout=timedelta(minutes=30))
+            request = await request_approval(draft, f"poll-{i}")
             recorder.announce(request.id, request.message_ts or "")
             decision = await poll_for_decision(request.id, interval)
             recorder.mark_returned(decision.request_id)

@@ -100,7 +100,7 @@ async def review_once(count: int, run_index: int) -> dict[str, Any]:
     period = f"20{10 + run_index % 80:02d}-Q{1 + count % 4}"
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    params = DepartmentReviewParams(period=period, timeout_seconds=3600.0,
+    params = DepartmentReviewParams(period=period,
                                     departments=[DepartmentSpec(name=name) for name in names])
     review = await department_review(params)
     children = review.departments

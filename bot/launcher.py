@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from slack_approvals.core.errors import ApprovalsError
+from slack_approvals.policy.routing import Settled
 
 
 class LaunchError(ApprovalsError):
@@ -32,3 +33,7 @@ class Launcher(Protocol):
     def launch(self, flow: str, params: Mapping[str, str], *, requested_by: str,
                channel: str) -> Launched:
         """Start the flow and return at once; raise LaunchError for bad input."""
+
+    def explain(self, flow: str, params: Mapping[str, str], *, requested_by: str) -> Settled:
+        """What the approval policy would decide for a run with these parameters (who is
+        asked, how many, where; or auto-approve / deny); raise LaunchError for bad input."""

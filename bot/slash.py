@@ -11,7 +11,7 @@ from slack_approvals.core.errors import ApprovalsError, BadInput
 from slack_approvals.core.keyvalues import parse_key_values
 
 USAGE = ("Usage: `/approvals help` · `list` · `status <id>` · `run <flow> [key=value ...]` · "
-         "`cancel <id> [reason]`")
+         "`policy <flow> [key=value ...]` · `cancel <id> [reason]`")
 
 
 class CommandError(ApprovalsError, ValueError):
@@ -46,6 +46,14 @@ def parse_command(text: str) -> Command:
             raise CommandError("`status` takes one request id.")
         reason = " ".join(args[1:]) or None
         return Command(name, request_id=args[0].lower(), reason=reason)
+    if name == "policy":
+        if not args:
+            raise CommandError("`policy` needs a flow, e.g. `/approvals policy payment-approval "
+                               "amount=50000`.")
+        try:
+            return Command("policy", flow=args[0], params=parse_key_values(args[1:]))
+        except BadInput as e:
+            raise CommandError(str(e)) from e
     if name == "run":
         if not args:
             return Command("run")  # lists the flows

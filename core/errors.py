@@ -7,12 +7,15 @@
     │   ├── RequestNotFound             no request with that id (or it has expired)
     │   ├── CorruptRecord               Redis holds something the store did not write
     │   └── RedisSetupError             no server could be reached or started
+    ├── PolicyError                     policy.errors: the approval policy
+    │   ├── PolicyInvalid               the document does not validate (each problem with its line)
+    │   └── ApproversLocked             `lock: true`, yet a caller named approvers
     ├── CommandError                    bot.slash: `/approvals` text could not be read
     ├── LaunchError                     bot.launcher: a flow name or its parameters were refused
+    ├── GroupLookupFailed               bot.groups: Slack could not list a user group just now
     ├── FlowsError                      flows.errors
     │   ├── ServicesNotInstalled        no services were installed before a gate ran
     │   ├── DecisionPending             a wait slice ended without a decision; Prefect retries it
-    ├── GroupLookupFailed               bot.groups: Slack could not list a user group just now
     │   ├── ApprovalRejected            a gate with raise_on_reject=True was not approved
     │   ├── UnknownFlow                 the registry has no flow by that name
     │   └── BadParameters               parameters for a registered flow failed validation

@@ -19,7 +19,6 @@ __all__ = [
     "ApprovalRejected",
     "DecisionPending",
     "approval_gate",
-    "auto_approve",
     "request_approval",
     "wait_for_decision",
 ]

@@ -3,6 +3,16 @@
 Each child works out its department's figures and asks that department's approvers in its own
 channel; the parent keeps one roll-up message in its channel, edited as each department decides,
 and returns who approved, rejected or timed out.
+
+Who signs off for a department, and where, is the approval policy's: each department's gate is
+`department:<name>` (flow `department-review`), so a rule per department matches it, e.g.
+
+    - name: finance-sign-off
+      match: {flow: department-review, gate: "department:finance"}
+      channel: C02FINANCE
+      approver_groups: [S01FINANCE]
+
+The roll-up goes to the channel the policy gives the gate `rollup` (no request is made there).
 """
 
 from __future__ import annotations
@@ -11,13 +21,14 @@ import asyncio
 import hashlib
 import random
 import re
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
 from slack_approvals.policy.routing import Settled
@@ -34,15 +45,10 @@ MAX_DEPARTMENTS = 50
 ROLLUP_LINES_PER_BLOCK = 12  # ~200 characters a line keeps each section under Slack's 3,000
 
 
-class DepartmentSpec(BaseModel):
-    """A department and who signs off for it; unnamed channel and approvers use the defaults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class DepartmentSpec(FlowParams):
+    """A department; who signs off for it, and where, the approval policy says (by gate)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9 _-]{0,39}$")]
-    channel: ChannelRef = Field(default_factory=default_channel)
-    approvers: UserList = Field(default_factory=default_approvers)
-    approver_groups: GroupList = []
 
     @property
     def slug(self) -> str:
@@ -50,7 +56,7 @@ class DepartmentSpec(BaseModel):
 
 
 def _departments(value: object) -> object:
-    """`finance,sales` (or a list of names) means departments with the default routing."""
+    """`finance,sales` (or a list of names): the departments by name."""
     value = split_commas(value)
     if isinstance(value, list):
         return [{"name": item} if isinstance(item, str) else item for item in value]
@@ -75,15 +81,11 @@ class DepartmentResult(FrozenModel):
     finished_at: datetime
 
 
-class DepartmentReviewParams(FlowParams):
+class DepartmentReviewParams(RequestedParams):
     period: Annotated[str, Field(pattern=r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$")] = "2025-Q4"
     departments: Annotated[list[DepartmentSpec], BeforeValidator(_departments),
                            Field(min_length=1, max_length=MAX_DEPARTMENTS)] = Field(
         default_factory=lambda: [DepartmentSpec(name=n) for n in DEFAULT_DEPARTMENTS])
-    channel: ChannelRef = Field(default_factory=default_channel)  # where the roll-up goes
-    requester: UserId | None = Field(default_factory=default_requester)
-    timeout_seconds: TimeoutSeconds = 24 * 3600.0
-    timeout_outcome: Outcome = Outcome.REJECT
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
@@ -112,6 +114,19 @@ def department_figures(name: str, period: str) -> Figures:
                    headcount=rng.randint(5, 120))
 
 
+FLOW = "department-review"  # the flow name the policy sees at every department's gate
+ROLLUP_GATE = "rollup"
+
+
+def department_gate(department: DepartmentSpec) -> str:
+    return f"department:{department.slug}"
+
+
+def department_params(department: DepartmentSpec, period: str) -> dict[str, object]:
+    """What the policy's `params:` conditions see at a department's gate."""
+    return {"period": period, "department": department.name}
+
+
 @flow(name="department-sign-off", flow_run_name="sign-off-{department.name}",
       description="One department's figures, signed off by its approvers.", **APPROVAL_HOOKS)
 async def department_sign_off(department: DepartmentSpec, period: str,
@@ -120,17 +135,29 @@ async def department_sign_off(department: DepartmentSpec, period: str,
     """`review_id` scopes the gate to the parent run, so a re-run parent finds the request."""
     started_at = datetime.now(UTC)
     figures = department_figures(department.name, period)
-    gate = f"department:{department.slug}"
+    gate = department_gate(department)
     decision = await approval_gate(
         gate, f"{department.name}: sign off the {period} figures",
         facts={"Revenue": f"{figures.revenue:,.2f}", "Costs": f"{figures.costs:,.2f}",
                "Margin": f"{figures.margin:.1%}", "Headcount": str(figures.headcount)},
-        approvers=department.approvers, approver_groups=department.approver_groups,
-        channel=department.channel, timeout=timedelta(seconds=timeout_seconds),
-        timeout_outcome=timeout_outcome, requester=requester, key_scope=review_id)
+        requester=requester, key_scope=review_id, flow=FLOW,
+        params=department_params(department, period))
     return DepartmentResult(department=department.name, figures=figures,
                             gate=GateResult.of(gate, decision), started_at=started_at,
                             finished_at=datetime.now(UTC))
+
+
+def routes(p: DepartmentReviewParams) -> tuple[Settled, dict[str, Settled]]:
+    """Where the roll-up goes, and whom each department's gate will ask (read, not written)."""
+    opener = services().opener
+
+    def settled(gate: str, params: dict[str, object]) -> Settled:
+        return opener.settle(replace(gate_draft("routing", requester=p.requester, params=params,
+                                                flow=FLOW), gate=gate))
+
+    rollup = settled(ROLLUP_GATE, p.matched())
+    return rollup, {d.name: settled(department_gate(d), department_params(d, p.period))
+                    for d in p.departments}
 
 
 # -- the roll-up message -----------------------------------------------------------------------
@@ -148,9 +175,11 @@ def _channel(channel: str) -> str:
 class Rollup:
     """Every department's state in one message; the parent edits it as each one decides."""
 
-    def __init__(self, period: str, departments: list[DepartmentSpec]) -> None:
+    def __init__(self, period: str, departments: list[DepartmentSpec],
+                 routes: dict[str, Settled] | None = None) -> None:
         self.period = period
         self.departments = departments
+        self.routes = routes or {}
         self.results: dict[str, DepartmentResult | None] = {d.name: None for d in departments}
         self.failed: set[str] = set()
 
@@ -166,10 +195,13 @@ class Rollup:
             return f":warning: {name}: the sign-off flow failed"
         result = self.results[department.name]
         if result is None:
-            who = ", ".join([f"<@{u}>" for u in department.approvers]
-                            + [f"<!subteam^{g}>" for g in department.approver_groups])
-            where = _channel(department.channel)
-            return f":hourglass_flowing_sand: {name}: waiting for {who or 'anyone'} in {where}"
+            route = self.routes.get(department.name)
+            if route is None:
+                return f":hourglass_flowing_sand: {name}: waiting"
+            who = ", ".join([f"<@{u}>" for u in route.approvers]
+                            + [f"<!subteam^{g}>" for g in route.approver_groups])
+            where = f" in {_channel(route.channel)}" if route.channel else ""
+            return f":hourglass_flowing_sand: {name}: waiting for {who or 'anyone'}{where}"
         gate = result.gate
         if gate.status is Status.TIMED_OUT:
             outcome = "approved" if gate.approved else "rejected"
@@ -208,8 +240,9 @@ async def update_rollup(channel: str, ts: str, message: dict[str, Any]) -> None:
 async def department_review(params: DepartmentReviewParams | None = None) -> DepartmentReviewResult:
     p = params or DepartmentReviewParams()
     review_id = current_flow_run.id
-    rollup = Rollup(p.period, p.departments)
-    channel, ts = await post_rollup(p.channel, rollup.message())
+    where, asked = await asyncio.to_thread(routes, p)
+    rollup = Rollup(p.period, p.departments, asked)
+    channel, ts = await post_rollup(where.channel or "#approvals", rollup.message())
     # Edits go out one at a time, each showing everything known by then, so a slow edit can
     # never overwrite a newer one; a burst of decisions collapses into the edits it needs.
     edits = asyncio.Lock()
@@ -217,8 +250,7 @@ async def department_review(params: DepartmentReviewParams | None = None) -> Dep
 
     async def sign_off(department: DepartmentSpec) -> DepartmentResult:
         try:
-            result = await department_sign_off(department, p.period, p.timeout_seconds,
-                                               p.timeout_outcome, p.requester, review_id)
+            result = await department_sign_off(department, p.period, p.requester, review_id)
             rollup.record(result)
             return result
         except Exception:

@@ -1,11 +1,14 @@
-"""Small flows that show the gate's options: one approval, payments by amount, two steps."""
+"""Small flows that show a gate: one approval, payments by amount, two steps.
+
+Their parameters say what is asked; who approves, how many and where is the approval
+policy's to decide (the built-in policy auto-approves payments below 1,000 and asks for two
+approvals above 10,000; a policy file says otherwise, e.g. per gate `manager` / `finance`).
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
-from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated
 
 from prefect import flow
 from pydantic import Field
@@ -18,7 +21,7 @@ from .results import FrozenModel, GateResult
 # -- simple-approval ---------------------------------------------------------------------------
 
 
-class SimpleApprovalParams(QuorumGateParams):
+class SimpleApprovalParams(RequestedParams):
     title: Title = "Approve this step"
     summary: Annotated[str, Field(max_length=3000)] = ""
 
@@ -27,50 +30,25 @@ class SimpleApprovalParams(QuorumGateParams):
       **APPROVAL_HOOKS)
 async def simple_approval(params: SimpleApprovalParams | None = None) -> GateResult:
     p = params or SimpleApprovalParams()
-    decision = await approval_gate("approval", p.title, summary=p.summary, quorum=p.quorum,
-                                   **p.routing())
+    decision = await approval_gate("approval", p.title, summary=p.summary,
+                                   requester=p.requester, params=p.matched())
     return GateResult.of("approval", decision)
 
 
 # -- payment-approval --------------------------------------------------------------------------
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
-
-class PaymentRoute(StrEnum):
-    AUTO = "auto"  # below auto_approve_below: approved by the flow, with the reason in the audit
-    SINGLE = "single"  # one approver
-    QUORUM = "quorum"  # above quorum_above: two approvers
-
-
-class PaymentParams(GateParams):
+class PaymentParams(RequestedParams):
     amount: Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)] = Decimal("2500.00")
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     payee: Annotated[str, Field(min_length=1, max_length=100)] = "ACME Supplies Ltd"
     reference: Annotated[str, Field(max_length=100)] = ""
-    auto_approve_below: Money = Decimal("1000")
-    quorum_above: Money = Decimal("10000")
-
-    @model_validator(mode="after")
-    def _thresholds(self) -> Self:
-        if self.quorum_above < self.auto_approve_below:
-            raise ValueError("quorum_above: must not be below auto_approve_below")
-        if self.route is PaymentRoute.QUORUM:
-            self.check_quorum(2, "approvers")
-        return self
-
-    @property
-    def route(self) -> PaymentRoute:
-        if self.amount < self.auto_approve_below:
-            return PaymentRoute.AUTO
-        return PaymentRoute.QUORUM if self.amount > self.quorum_above else PaymentRoute.SINGLE
 
 
 class PaymentResult(FrozenModel):
     amount: Decimal
     currency: str
     payee: str
-    route: PaymentRoute
     gate: GateResult
     paid: bool
 
@@ -84,34 +62,18 @@ async def payment_approval(params: PaymentParams | None = None) -> PaymentResult
     facts = {"Amount": f"{p.amount:,} {p.currency}", "Payee": p.payee}
     if p.reference:
         facts["Reference"] = p.reference
-    quorum = 2 if p.route is PaymentRoute.QUORUM else 1
-    if p.route is PaymentRoute.AUTO:
-        spec = gate_spec(title, facts=facts, **p.routing())
-        reason = f"amount below the {p.auto_approve_below:,} {p.currency} threshold: auto-approved"
-        decision = await auto_approve(spec, "payment", reason)
-    else:
-        facts["Approvals needed"] = str(quorum)
-        decision = await approval_gate("payment", title, facts=facts, quorum=quorum, **p.routing())
-    return PaymentResult(amount=p.amount, currency=p.currency, payee=p.payee, route=p.route,
+    decision = await approval_gate("payment", title, facts=facts, requester=p.requester,
+                                   params=p.matched())
+    return PaymentResult(amount=p.amount, currency=p.currency, payee=p.payee,
                          gate=GateResult.of("payment", decision), paid=decision.approved)
 
 
 # -- multi-step-approval -----------------------------------------------------------------------
 
 
-class MultiStepParams(FlowParams):
+class MultiStepParams(RequestedParams):
     title: Title = "Purchase request"
     summary: Annotated[str, Field(max_length=3000)] = ""
-    channel: ChannelRef = Field(default_factory=default_channel)
-    manager_approvers: UserList = Field(default_factory=default_approvers)
-    finance_approvers: UserList = Field(default_factory=default_approvers)
-    finance_groups: GroupList = Field(default_factory=list)
-    requester: UserId | None = Field(default_factory=default_requester)
-    timeout_seconds: TimeoutSeconds = 24 * 3600.0
-
-    @property
-    def timeout(self) -> timedelta:
-        return timedelta(seconds=self.timeout_seconds)
 
 
 class MultiStepResult(FrozenModel):
@@ -124,18 +86,13 @@ class MultiStepResult(FrozenModel):
       description="Manager, then finance; stops at the first rejection.", **APPROVAL_HOOKS)
 async def multi_step_approval(params: MultiStepParams | None = None) -> MultiStepResult:
     p = params or MultiStepParams()
-    steps = [
-        ("manager", "Manager approval", p.manager_approvers, []),
-        ("finance", "Finance approval", p.finance_approvers, p.finance_groups),
-    ]
+    steps = [("manager", "Manager approval"), ("finance", "Finance approval")]
     results: list[GateResult] = []
-    for gate, step, approvers, groups in steps:
+    for gate, step in steps:
         decision = await approval_gate(
             gate, f"{step}: {p.title}", summary=p.summary,
             facts={"Step": f"{len(results) + 1} of {len(steps)}: {step.lower()}"},
-            approvers=approvers, approver_groups=groups, channel=p.channel,
-            timeout=p.timeout,
-            requester=p.requester)
+            requester=p.requester, params=p.matched())
         results.append(GateResult.of(gate, decision))
         if not decision.approved:
             return MultiStepResult(steps=results, approved=False, stopped_at=gate)

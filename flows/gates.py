@@ -1,10 +1,10 @@
 """Approval gates: post a request to Slack, then wait for its decision without holding a thread.
 
     approval_gate(gate, title, ...)   what a flow calls; runs both tasks, returns the Decision
-    request_approval                  task: create (idempotent per flow run and gate) and post
+    request_approval                  task: route by the approval policy, create (idempotent per
+                                      flow run and gate), then post, or auto-approve or deny
     wait_for_decision                 task: every attempt blocks on Redis for one slice, then
                                       raises DecisionPending, the only exception it retries on
-    auto_approve                      task: a decision the flow makes itself, with its reason
 
 A retried task or a re-run flow finds its request by the idempotency key
 `{flow run id}:{gate}` and edits the message it already posted instead of posting another.
@@ -15,20 +15,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import re
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 from urllib.error import URLError
 
 from prefect import get_run_logger, task
+from prefect._internal.control_listener import get_intent
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.context import TaskRunContext
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run as current_flow_run
 from prefect.runtime import task_run as current_task_run
+from prefect.states import Cancelled
 from prefect.tasks import Task
 from slack_sdk.errors import SlackApiError
 
+from slack_approvals.policy.opening import Draft
+from slack_approvals.state.connection import TRANSIENT_ERRORS
 from slack_approvals.state.errors import RequestNotFound
 from slack_approvals.state.models import (
     MAX_TIMEOUT,
@@ -37,10 +47,10 @@ from slack_approvals.state.models import (
     Decision,
     Fact,
     Outcome,
-    RequestSpec,
 )
 
-from .errors import ApprovalRejected, DecisionPending
+from .errors import ApprovalRejected, DecisionPending, FlowRunCancelled, RedisOutage
+from .hooks import cancel_request, hold, release
 from .services import flow_config, services
 
 GATE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
@@ -58,6 +68,10 @@ CLOCK_GRACE_SECONDS = 0.25
 CLOCK_SKEW_ALLOWANCE = timedelta(seconds=60)
 # Shorter than this left before the deadline is not worth a blocking call.
 MIN_WAIT_SECONDS = 0.005
+# While Redis is unreachable a gate tries again after 0.2 s, doubling up to 5 s (with jitter, so
+# gates that lost Redis together do not all knock at once when it comes back).
+OUTAGE_FIRST_BACKOFF = 0.2
+OUTAGE_MAX_BACKOFF = 5.0
 
 
 class _QuietWaiting(logging.Filter):
@@ -78,12 +92,21 @@ def wait_attempts(remaining: timedelta, wait_slice: float) -> int:
     return slices + math.ceil(CLOCK_SKEW_ALLOWANCE.total_seconds() / CLOCK_GRACE_SECONDS) + 1
 
 
-async def slack_trouble(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry a post only when Slack was busy, down or unreachable, never on our own mistakes."""
-    exc = await state.aresult(raise_on_failure=False)
+def _slack_retryable(exc: object) -> bool:
     if isinstance(exc, SlackApiError):
         return exc.response.get("error") not in PERMANENT_SLACK_ERRORS
     return isinstance(exc, URLError | TimeoutError)
+
+
+async def slack_trouble(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a post only when Slack was busy, down or unreachable, never on our own mistakes."""
+    return _slack_retryable(await state.aresult(raise_on_failure=False))
+
+
+async def slack_or_redis_trouble(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Creating a request needs Redis as well as Slack: a blip of either is retried alike."""
+    exc = await state.aresult(raise_on_failure=False)
+    return _slack_retryable(exc) or isinstance(exc, TRANSIENT_ERRORS)
 
 
 class RetryPolicy(TypedDict):
@@ -109,21 +132,53 @@ def _idempotency_key(gate: str, key_scope: str | None) -> str:
     return f"{scope}:{gate}"
 
 
-def _create_and_post(spec: RequestSpec, key: str) -> ApprovalRequest:
-    svc = services()
-    return svc.board.post(svc.store.create(spec, key))
+def _last_attempt() -> bool:
+    context = TaskRunContext.get()
+    return context is None or context.task_run.run_count > context.task.retries
 
 
-@task(name="request-approval", cache_policy=NO_CACHE, **SLACK_RETRY_POLICY)
-async def request_approval(spec: RequestSpec, gate: str, key_scope: str | None = None) -> ApprovalRequest:
-    """Create the request and post it; a retry finds both the request and its message."""
+def _open(draft: Draft, key: str, last_attempt: bool) -> ApprovalRequest:
+    """Route by the policy, create, then post (or auto-approve / deny): the Opener's one path."""
+    created: list[str] = []
+
+    def held(request: ApprovalRequest) -> None:
+        created.append(request.id)
+        hold(request.id, current_flow_run.id, current_flow_run.root_flow_run_id)
+
+    try:
+        return services().opener.open(draft, key, on_created=held).request
+    except Exception as e:
+        if created and (last_attempt or not _slack_retryable(e)):
+            # Nobody can see it, so nobody can decide it: close it, with Slack's answer in the audit.
+            cancel_request(created[0], f"the message could not be posted: {e}")
+        raise
+
+
+# Creating a request retries Redis blips as well as Slack's, on Slack's schedule.
+REQUEST_RETRY_POLICY: RetryPolicy = {**SLACK_RETRY_POLICY,
+                                     "retry_condition_fn": slack_or_redis_trouble}
+
+
+@task(name="request-approval", cache_policy=NO_CACHE, **REQUEST_RETRY_POLICY)
+async def request_approval(draft: Draft, gate: str, key_scope: str | None = None) -> ApprovalRequest:
+    """Route, create and post; a retry finds both the request and its message. A message
+    Slack still refuses when the retries are spent cancels its request."""
     if not GATE_PATTERN.match(gate):
         raise ValueError(f"gate: {gate!r} is not a gate name (letters, digits, _.:/-, up to 100)")
-    spec = spec.model_copy(update={"flow_run_id": current_flow_run.id, "gate": gate})
-    request = await asyncio.to_thread(_create_and_post, spec, _idempotency_key(gate, key_scope))
-    get_run_logger().info("approval request %s (%s) is in %s, waiting for %s", request.id, gate,
-                          request.message_channel, ", ".join(spec.approvers + spec.approver_groups)
-                          or "anyone in the channel")
+    draft = replace(draft, gate=gate, flow_run_id=current_flow_run.id,
+                    flow=draft.flow or current_flow_run.flow_name)
+    request = await asyncio.to_thread(_open, draft, _idempotency_key(gate, key_scope),
+                                      _last_attempt())
+    spec = request.spec
+    if request.decision is not None:
+        get_run_logger().info("approval request %s (%s) %s by policy rule %s: %s", request.id, gate,
+                              request.decision.status.value, spec.policy_rule,
+                              request.decision.reason)
+    else:
+        get_run_logger().info("approval request %s (%s) is in %s, waiting for %s", request.id, gate,
+                              request.message_channel,
+                              ", ".join(spec.approvers + spec.approver_groups)
+                              or "anyone in the channel")
     return request
 
 
@@ -131,16 +186,45 @@ def _seconds_until(moment: datetime) -> float:
     return (moment - datetime.now(UTC)).total_seconds()
 
 
-# The default covers the longest timeout even at 1 s slices; approval_gate sets the exact count.
-@task(name="wait-for-decision", task_run_name="wait-for-decision-{request_id}",
-      retries=wait_attempts(MAX_TIMEOUT, 1.0), retry_delay_seconds=0,
-      retry_condition_fn=only_pending, cache_policy=NO_CACHE)
-async def wait_for_decision(request_id: str, deadline: datetime) -> Decision:
-    """One attempt: block on Redis until a decision or the end of the slice (never past the
-    deadline). Past the deadline, apply the request's timeout outcome and return it.
+async def _run_cancelled() -> bool:
+    """Whether the Prefect server has this flow run cancelling or cancelled. A server that
+    cannot be asked (restarting) is no reason to stop: the next slice asks again."""
+    run_id = current_flow_run.id
+    if not run_id:
+        return False
+    try:
+        async with get_client() as client:
+            state = (await client.read_flow_run(run_id)).state
+    except Exception as e:  # the API is down or restarting; waiting goes on
+        logging.getLogger(__name__).debug("could not read the state of flow run %s: %s", run_id, e)
+        return False
+    return state is not None and (state.is_cancelling() or state.is_cancelled())
 
-    `deadline` is the request's, as request_approval read it: a slice reads Redis only
-    inside `wait` (which sees a decision made before it started)."""
+
+def _cancelled_reason() -> str:
+    return f"the flow run {current_flow_run.name or current_flow_run.id} was cancelled"
+
+
+async def _stop_cancelled_run(request_id: str) -> FlowRunCancelled:
+    """Close the request as cancelled (a decision already made stays), move the run out of
+    Cancelling (nobody else will when no runner killed it), and say why. Prefect then records
+    the gate's error over it: the run ends Failed, its message saying it was cancelled."""
+    await asyncio.to_thread(cancel_request, request_id, _cancelled_reason())
+    release(request_id, current_flow_run.id, current_flow_run.root_flow_run_id)
+    try:
+        async with get_client() as client:
+            await client.set_flow_run_state(
+                current_flow_run.id, Cancelled(message=f"cancelled at its gate ({request_id})"),
+                force=True)
+    except Exception as e:  # the run still stops; it then ends Cancelling or Failed
+        logging.getLogger(__name__).warning("could not mark flow run %s cancelled: %s",
+                                            current_flow_run.id, e)
+    return FlowRunCancelled(request_id, current_flow_run.name or str(current_flow_run.id))
+
+
+async def _one_slice(request_id: str, deadline: datetime) -> Decision:
+    """Block on Redis until a decision or the end of the slice (never past the deadline); past
+    the deadline, apply the request's timeout outcome. Raises DecisionPending otherwise."""
     svc = services()
     async with svc.async_store() as store:
         remaining = _seconds_until(deadline)
@@ -164,66 +248,83 @@ async def wait_for_decision(request_id: str, deadline: datetime) -> Decision:
         return closed.request.decision
 
 
-def _resolve(spec: RequestSpec, key: str, reason: str) -> ApprovalRequest:
-    svc = services()
-    request = svc.store.create(spec, key)
-    closed = svc.closer.resolve(request.id, approved=True, reason=reason)
-    if closed.request is None or closed.request.decision is None:
-        raise RequestNotFound(request.id)
-    return closed.request
+async def _until_redis_answers(request_id: str, error: Exception) -> None:
+    """Wait out an outage: back off (asleep, no thread held) until Redis answers a PING, or fail
+    the run when the outage outlasts flow_config().redis_outage_seconds. Logs its start and end."""
+    logger = get_run_logger()
+    budget = flow_config().redis_outage_seconds
+    started = time.monotonic()
+    logger.warning("Redis is unreachable (%s); request %s waits for it up to %g s",
+                   error, request_id, budget)
+    delay = OUTAGE_FIRST_BACKOFF
+    while True:
+        down = time.monotonic() - started
+        if down >= budget:
+            raise RedisOutage(request_id, down, budget, error) from error
+        await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), budget - down))
+        delay = min(delay * 2, OUTAGE_MAX_BACKOFF)
+        try:
+            async with services().async_store() as store:
+                await store.ping()
+        except TRANSIENT_ERRORS as e:
+            error = e
+            continue
+        logger.warning("Redis answers again after %.1f s; request %s reads its decision",
+                       time.monotonic() - started, request_id)
+        return
 
 
-@task(name="auto-approve", cache_policy=NO_CACHE)
-async def auto_approve(spec: RequestSpec, gate: str, reason: str,
-                       key_scope: str | None = None) -> Decision:
-    """Record a request the flow approves itself, so the audit shows what was let through and why."""
-    spec = spec.model_copy(update={"flow_run_id": current_flow_run.id, "gate": gate})
-    request = await asyncio.to_thread(_resolve, spec, _idempotency_key(gate, key_scope), reason)
-    assert request.decision is not None
-    get_run_logger().info("approval request %s (%s) %s: %s", request.id, gate,
-                          request.decision.status.value, request.decision.reason)
-    return request.decision
+# The default covers the longest timeout even at 1 s slices; approval_gate sets the exact count.
+@task(name="wait-for-decision", task_run_name="wait-for-decision-{request_id}",
+      retries=wait_attempts(MAX_TIMEOUT, 1.0), retry_delay_seconds=0,
+      retry_condition_fn=only_pending, cache_policy=NO_CACHE)
+async def wait_for_decision(request_id: str, deadline: datetime) -> Decision:
+    """One attempt: one slice of waiting (see `_one_slice`).
+
+    `deadline` is the request's, as request_approval read it: a slice reads Redis only
+    inside `wait` (which sees a decision made before it started). A Redis outage (restart,
+    failover) is waited out within the attempt, up to the configured budget, and the slice
+    then reads the decision it missed. A slice that ends pending first checks that the flow
+    run was not cancelled meanwhile (a cancel the run was never told of, e.g. across a
+    Prefect server restart): a cancelled run cancels its request and stops."""
+    while True:
+        try:
+            return await _one_slice(request_id, deadline)
+        except TRANSIENT_ERRORS as e:
+            await _until_redis_answers(request_id, e)
+        except DecisionPending:
+            if await _run_cancelled():
+                raise await _stop_cancelled_run(request_id) from None
+            raise
 
 
-class Routing(TypedDict, total=False):
-    """Who is asked, where, and how long they have; every key optional. The flows' parameter
-    models hand theirs to a gate with `**params.routing()`."""
+class GateOptions(TypedDict, total=False):
+    """The one list of a gate's own routing keywords, which gate_draft and approval_gate take
+    as `**options`; every key optional. A matching rule of the approval policy overrides them;
+    what neither names comes from the policy's defaults, then the installed FlowConfig."""
 
-    approvers: Sequence[str] | None  # None: the installed default approvers
+    approvers: Sequence[str] | None
     approver_groups: Sequence[str]
-    channel: str | None  # None: the installed default channel
+    channel: str | None
     timeout: timedelta
     timeout_outcome: Outcome
-    requester: str | None  # None: the installed default requester
-
-
-class GateOptions(Routing, total=False):
-    """The one list of a gate's routing keywords, which gate_spec and approval_gate take as
-    `**options`: Routing plus how many must approve and whether the requester may."""
-
     quorum: int
     allow_self_approval: bool
+    requester: str | None  # not routing: who asks; None: the installed default requester
 
 
-def gate_spec(title: str, *, summary: str = "",
-              facts: Mapping[str, object] | Sequence[Fact] = (),
-              **options: Unpack[GateOptions]) -> RequestSpec:
-    """A validated RequestSpec; unnamed channel, approvers and requester come from flow_config()."""
-    config = flow_config()
+def gate_draft(title: str, *, summary: str = "",
+               facts: Mapping[str, object] | Sequence[Fact] = (),
+               params: Mapping[str, object] | None = None, flow: str | None = None,
+               **options: Unpack[GateOptions]) -> Draft:
+    """What a gate asks the Opener for. `params` (and the facts) are what the policy's rules
+    match; `flow` defaults to the name of the flow run the gate runs in."""
     fact_list = ([Fact(label=k, value=str(v)) for k, v in facts.items()]
                  if isinstance(facts, Mapping) else list(facts))
-    approvers = options.get("approvers")
-    return RequestSpec(
-        title=title, summary=summary, facts=fact_list,
-        approvers=list(config.approvers if approvers is None else approvers),
-        approver_groups=list(options.get("approver_groups", ())),
-        quorum=options.get("quorum", 1),
-        channel=options.get("channel") or config.channel,
-        timeout=options.get("timeout", timedelta(hours=24)),
-        timeout_outcome=options.get("timeout_outcome", Outcome.REJECT),
-        requester=options.get("requester") or config.requester,
-        allow_self_approval=options.get("allow_self_approval", False),
-    )
+    routing = {key: value for key, value in options.items() if key != "requester" and value is not None}
+    return Draft(title=title, summary=summary, facts=fact_list,
+                 requester=options.get("requester") or flow_config().requester,
+                 options=routing, flow=flow, params=dict(params or {}))
 
 
 async def approval_gate(
@@ -234,6 +335,8 @@ async def approval_gate(
     facts: Mapping[str, object] | Sequence[Fact] = (),
     raise_on_reject: bool = False,
     key_scope: str | None = None,
+    params: Mapping[str, object] | None = None,
+    flow: str | None = None,
     **options: Unpack[GateOptions],
 ) -> Decision:
     """Ask in Slack and wait for the answer; call it from an async flow.
@@ -242,14 +345,28 @@ async def approval_gate(
     often the flow or the tasks are retried); `key_scope` replaces the flow run id in that key,
     e.g. so child flows that a re-run parent starts afresh still find their requests.
     `options` (approvers, approver_groups, quorum, channel, timeout, timeout_outcome,
-    requester, allow_self_approval) are described by `GateOptions`.
+    requester, allow_self_approval) are described by `GateOptions`; the approval policy
+    decides over them, matching its rules on `flow` (default: this flow run's flow name), the
+    gate, the requester, `params` (the flow's parameters) and the facts.
+    A policy rule may auto-approve or deny: the Decision comes back at once.
     A rejection, a timeout and a cancel are returned as a Decision with approved=False, or
     raised as ApprovalRejected when `raise_on_reject` is set.
     """
-    spec = gate_spec(title, summary=summary, facts=facts, **options)
-    request = await request_approval(spec, gate, key_scope)
+    draft = gate_draft(title, summary=summary, facts=facts, params=params, flow=flow, **options)
+    request = await request_approval(draft, gate, key_scope)
     attempts = wait_attempts(request.deadline - datetime.now(UTC), flow_config().wait_slice_seconds)
-    decision = await wait_for_decision.with_options(retries=attempts)(request.id, request.deadline)
+    try:
+        decision = await wait_for_decision.with_options(retries=attempts)(request.id, request.deadline)
+    except (asyncio.CancelledError, TerminationSignal):
+        # Prefect's cancel of a served run arrives as a signal with the intent "cancel"; a bare
+        # SIGTERM (a worker or `approvals serve` stopping) leaves the request for the re-run.
+        if get_intent() == "cancel":
+            cancel_request(request.id, _cancelled_reason())
+        raise
+    # Cancelled while the decision came in (or with the cancel lost on the way): never pass.
+    if await _run_cancelled():
+        raise await _stop_cancelled_run(request.id)
+    release(request.id, current_flow_run.id, current_flow_run.root_flow_run_id)
     if raise_on_reject and not decision.approved:
         raise ApprovalRejected(decision)
     return decision

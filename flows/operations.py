@@ -1,24 +1,27 @@
 """Operational flows: a deployment gated by environment and version, and a destructive
-operation that needs two approvers other than the person asking."""
+operation that needs two approvers other than the person asking.
+
+The destructive gate asks for its two approvals itself (the flow's own gate arguments); the
+approval policy still decides who the approvers are and may ask for more."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from slack_approvals.state.models import MAX_APPROVERS, Decision, Outcome
+from slack_approvals.state.models import Decision, Outcome
 
 from .gates import approval_gate
-from .journal import append_once
-from .params import GateParams
-from .results import FrozenModel, GateResult
 from .hooks import APPROVAL_HOOKS
+from .journal import append_once
+from .params import RequestedParams
+from .results import FrozenModel, GateResult
 from .services import flow_config
 
 DEPLOYMENTS_FILE = "deployments.jsonl"
@@ -51,7 +54,7 @@ async def record_action(journal: str, decision: Decision, details: dict[str, str
 # -- deploy-approval ---------------------------------------------------------------------------
 
 
-class DeployParams(GateParams):
+class DeployParams(RequestedParams):
     service: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")] = "api"
     environment: Literal["development", "staging", "production"] = "staging"
     version: Annotated[str, Field(pattern=r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")] = "1.0.0"
@@ -73,7 +76,7 @@ async def deploy_approval(params: DeployParams | None = None) -> DeployResult:
     facts = {"Service": p.service, "Environment": p.environment, "Version": p.version}
     decision = await approval_gate(
         "deploy", f"Deploy {p.service} {p.version} to {p.environment}", summary=p.notes,
-        facts=facts, **p.routing())
+        facts=facts, requester=p.requester, params=p.matched())
     deployed = await record_action(DEPLOYMENTS_FILE, decision, facts) if decision.approved else None
     return DeployResult(service=p.service, environment=p.environment, version=p.version,
                         gate=GateResult.of("deploy", decision), deployed=deployed)
@@ -82,19 +85,14 @@ async def deploy_approval(params: DeployParams | None = None) -> DeployResult:
 # -- destructive-operation ---------------------------------------------------------------------
 
 
-class DestructiveParams(GateParams):
+class DestructiveParams(RequestedParams):
     operation: Annotated[str, Field(min_length=1, max_length=200)] = "Drop table"
     target: Annotated[str, Field(min_length=1, max_length=200)] = "analytics.events_2019"
     reason: Annotated[str, Field(max_length=1000)] = ""
-    quorum: Annotated[int, Field(ge=2, le=MAX_APPROVERS)] = 2
 
-    @model_validator(mode="after")
-    def _quorum_reachable(self) -> Self:
-        self.check_quorum(self.quorum)
-        # Silence must never destroy data: a timeout can only reject.
-        if self.timeout_outcome is not Outcome.REJECT:
-            raise ValueError("timeout_outcome: a destructive operation can only time out to reject")
-        return self
+
+# Two people other than the one asking; silence must never destroy data.
+DESTRUCTIVE_QUORUM = 2
 
 
 class DestructiveResult(FrozenModel):
@@ -109,11 +107,12 @@ class DestructiveResult(FrozenModel):
       **APPROVAL_HOOKS)
 async def destructive_operation(params: DestructiveParams | None = None) -> DestructiveResult:
     p = params or DestructiveParams()
-    facts = {"Operation": p.operation, "Target": p.target, "Approvals needed": str(p.quorum)}
+    facts = {"Operation": p.operation, "Target": p.target}
     decision = await approval_gate(
         "destructive", f"{p.operation}: {p.target}",
-        summary=p.reason or "This cannot be undone.", facts=facts, quorum=p.quorum,
-        allow_self_approval=False, **p.routing())
+        summary=p.reason or "This cannot be undone.", facts=facts, quorum=DESTRUCTIVE_QUORUM,
+        allow_self_approval=False, timeout_outcome=Outcome.REJECT, requester=p.requester,
+        params=p.matched())
     performed = (await record_action(OPERATIONS_FILE, decision,
                                      {"Operation": p.operation, "Target": p.target})
                  if decision.approved else None)

@@ -1,12 +1,15 @@
 """The flows that can be started by name (`approvals run`, `/approvals run`, deployments).
 
-    REGISTRY[name] -> RegisteredFlow(name, flow, params model, one-line description)
+    REGISTRY[name] -> RegisteredFlow(name, flow, params model, one-line description,
+                                     caller_params, gates)
     parse_params(name, {"key": "value"})   validated model, or UnknownFlow / BadParameters
     parse_pairs(["key=value", ...])        the command-line form into a mapping
 
-Values are strings converted by pydantic (`amount=12.50`, `quorum=2`); list parameters take
-comma-separated values (`approvers=U01MAYA,U02FRANK`). Nothing runs unless the model accepts
-every parameter.
+Callers (`approvals run`, `/approvals run`) may set a flow's business parameters only: each
+flow lists them in `caller_params`, and any other name is refused naming it (who approves, how
+many, where and for how long is the approval policy's). Values are strings converted by
+pydantic (`amount=12.50`); lists take comma-separated values (`departments=finance,sales`).
+Nothing runs unless the model accepts every parameter.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from .examples import (
     simple_approval,
 )
 from .operations import DeployParams, DestructiveParams, deploy_approval, destructive_operation
-from .params import FlowParams
+from .params import FlowParams, RequestedParams
 
 # Every registered flow is served under this deployment name: `<flow name>/slack-approvals`.
 DEPLOYMENT_NAME = "slack-approvals"
@@ -46,12 +49,40 @@ class RegisteredFlow:
     flow: Flow[..., Any]
     params: type[FlowParams]
     description: str
+    caller_params: tuple[str, ...] = ()  # what a caller may set: business parameters only
+    gates: tuple[str, ...] = ()  # its gates' names, as the approval policy matches them
+
+    def check_caller_params(self, values: Mapping[str, object]) -> None:
+        """Refuse, by name, every parameter a caller may not set (an allow-list)."""
+        refused = sorted(set(values) - set(self.caller_params))
+        if not refused:
+            return
+        names = ", ".join(f"`{name}`" for name in refused)
+        routing = {"approvers", "approver_groups", "quorum", "channel", "timeout", "timeout_seconds",
+                   "timeout_outcome", "allow_self_approval", "requester", "auto_approve_below",
+                   "quorum_above", "manager_approvers", "finance_approvers", "finance_groups",
+                   "problem_threshold"}
+        why = ("who approves, how many, where and for how long is decided by the approval "
+               f"policy (`approvals policy explain {self.name}`)" if set(refused) & routing
+               else "no such parameter")
+        allowed = ", ".join(self.caller_params) or "none"
+        raise BadParameters(self.name, f"{names} cannot be set: {why}. Parameters you can set: "
+                                       f"{allowed}.")
 
     def parse(self, values: Mapping[str, object]) -> FlowParams:
         try:
             return self.params.model_validate(dict(values))
         except ValidationError as e:
             raise BadParameters(self.name, validation_message(e, self.params)) from e
+
+    def parse_caller(self, values: Mapping[str, object], requester: str | None = None) -> FlowParams:
+        """A caller's parameters: the allow-list first, then the model; `requester` is who
+        asked (set by the launcher, never by the caller)."""
+        self.check_caller_params(values)
+        values = dict(values)
+        if requester is not None and issubclass(self.params, RequestedParams):
+            values["requester"] = requester
+        return self.parse(values)
 
     def parameters(self, params: FlowParams) -> dict[str, Any]:
         """The flow run's parameters (JSON-ready), as Prefect stores and validates them."""
@@ -95,20 +126,29 @@ def _form_message(pattern: str, field: str, model: type[BaseModel] | None) -> st
     return "is not in the form this parameter takes"
 
 
-def _registered(flow: Flow[..., Any], params: type[FlowParams]) -> RegisteredFlow:
+def _registered(flow: Flow[..., Any], params: type[FlowParams], caller_params: tuple[str, ...],
+                gates: tuple[str, ...]) -> RegisteredFlow:
     """Name and description are the flow's own, so the registry cannot drift from them."""
-    return RegisteredFlow(flow.name, flow, params, flow.description or "")
+    unknown = set(caller_params) - set(params.model_fields)
+    assert not unknown, f"{flow.name}: caller_params names no parameter: {unknown}"
+    return RegisteredFlow(flow.name, flow, params, flow.description or "", caller_params, gates)
 
 
 REGISTRY: Mapping[str, RegisteredFlow] = {
     entry.name: entry for entry in [
-        _registered(simple_approval, SimpleApprovalParams),
-        _registered(payment_approval, PaymentParams),
-        _registered(multi_step_approval, MultiStepParams),
-        _registered(deploy_approval, DeployParams),
-        _registered(destructive_operation, DestructiveParams),
-        _registered(etl_pipeline, EtlParams),
-        _registered(department_review, DepartmentReviewParams),
+        _registered(simple_approval, SimpleApprovalParams, ("title", "summary"), ("approval",)),
+        _registered(payment_approval, PaymentParams, ("amount", "currency", "payee", "reference"),
+                    ("payment",)),
+        _registered(multi_step_approval, MultiStepParams, ("title", "summary"),
+                    ("manager", "finance")),
+        _registered(deploy_approval, DeployParams, ("service", "environment", "version", "notes"),
+                    ("deploy",)),
+        _registered(destructive_operation, DestructiveParams, ("operation", "target", "reason"),
+                    ("destructive",)),
+        _registered(etl_pipeline, EtlParams, ("rows", "error_rate", "seed", "database"),
+                    ("store-despite-problems",)),
+        _registered(department_review, DepartmentReviewParams, ("period", "departments"),
+                    ("department:finance", "department:engineering", "department:sales", "rollup")),
     ]
 }
 
@@ -124,9 +164,11 @@ def descriptions() -> dict[str, str]:
     return {name: entry.description for name, entry in REGISTRY.items()}
 
 
-def parse_params(name: str, values: Mapping[str, object]) -> tuple[RegisteredFlow, FlowParams]:
+def parse_params(name: str, values: Mapping[str, object],
+                 requester: str | None = None) -> tuple[RegisteredFlow, FlowParams]:
+    """A caller's parameters for a flow (allow-list, then the model)."""
     entry = get_flow(name)
-    return entry, entry.parse(values)
+    return entry, entry.parse_caller(values, requester)
 
 
 def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:

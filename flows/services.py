@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from slack_approvals.policy.builtin import builtin_policy
+from slack_approvals.policy.opening import FixedPolicy, Opener, PolicySource
 from slack_approvals.state.closing import Closer, MessageBoard
 from slack_approvals.state.store import ApprovalStore, AsyncApprovalStore
 
@@ -40,16 +42,16 @@ class FlowConfig:
     # Each attempt of a waiting gate blocks this long on Redis before Prefect retries it.
     wait_slice_seconds: float = 10.0
     data_dir: Path = Path(".data")
-
-    def __post_init__(self) -> None:
     # A waiting gate rides out a Redis outage (restart, failover) this long, then fails its run.
     redis_outage_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
         if not 0 < self.wait_slice_seconds <= 300:
             raise ValueError("wait_slice_seconds: between 0 and 300 seconds")
-
-
         if not 0 <= self.redis_outage_seconds <= 86400:
             raise ValueError("redis_outage_seconds: between 0 and 86400 seconds")
+
+
 class SlackBoard(MessageBoard, Protocol):
     """A request's message (post, refresh) and messages of the flow's own (the roll-up)."""
 
@@ -61,16 +63,27 @@ class SlackBoard(MessageBoard, Protocol):
 
 
 class Services:
-    """A blocking store and the board for posting and closing; asyncio stores for waiting."""
+    """A blocking store and the board for posting and closing; asyncio stores for waiting;
+    the approval policy in force (the built-in one unless the composition root installs one)."""
 
     def __init__(self, store: ApprovalStore, board: SlackBoard,
-                 open_async_store: Callable[[], AsyncApprovalStore]) -> None:
+                 open_async_store: Callable[[], AsyncApprovalStore],
+                 policy: PolicySource | None = None) -> None:
         self.store = store
         self.board = board
         self._open_async_store = open_async_store
         # A decision the flow itself records (timeout, auto-approval) is reported the same way
         # as the bot reports a click: an `approval.decided` event.
         self.closer = Closer(store, board, on_decision=emit_decided)
+        self.policy = policy or FixedPolicy(builtin_policy())
+
+    @property
+    def opener(self) -> Opener:
+        """The one path that routes and opens a gate's request; the installed defaults
+        (FlowConfig's channel and approvers) fill only what the policy and gate leave unset."""
+        config = flow_config()
+        return Opener(self.closer, self.policy,
+                      {"channel": config.channel, "approvers": list(config.approvers)})
 
     @asynccontextmanager
     async def async_store(self) -> AsyncIterator[AsyncApprovalStore]:

@@ -13,7 +13,7 @@ Its only I/O goes through the store and the Closer it is given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -90,12 +90,16 @@ class Opener:
     def settle(self, draft: Draft) -> Settled:
         return settle(self.policy.current(), draft, self.fallback)
 
-    def open(self, draft: Draft, idempotency_key: str | None = None) -> Opened:
+    def open(self, draft: Draft, idempotency_key: str | None = None,
+             on_created: Callable[[ApprovalRequest], object] | None = None) -> Opened:
+        """`on_created` sees the request once it exists, before it is posted or decided."""
         policy = self.policy.current()
         settled = settle(policy, draft, self.fallback)
         store = self.closer.store
         request = store.create(spec_of(draft, settled), idempotency_key)
         store.keep_policy(policy.hash, policy.text, request.deadline)
+        if on_created is not None:
+            on_created(request)
         if request.status is not Status.PENDING:
             return Opened(request, settled)  # a retry of a request already decided
         if settled.deny is not None or settled.auto_approve is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -28,7 +29,16 @@ from slack_approvals.flows.services import flow_config, services_installed
 from slack_approvals.sandbox.config import DEFAULT_BOT_TOKEN
 from slack_approvals.state import Outcome, RequestSpec
 from tests.conftest import RedisServer
-from tests.flows.support import DEPLOYS, FRANK, MAYA, REQUESTER, Approvers, FlowEnv, decided_events
+from tests.flows.support import (
+    APPROVALS,
+    DEPLOYS,
+    FRANK,
+    MAYA,
+    REQUESTER,
+    Approvers,
+    FlowEnv,
+    decided_events,
+)
 
 UI = "http://prefect.example:4200"
 
@@ -54,8 +64,9 @@ def test_in_process_launch_answers_at_once_and_runs_in_the_background(env: FlowE
     assert state.is_completed()
     result = state.result()
     request = env.store.get(result.request_id)
-    # Who ran it is the requester (no self-approval), and it asks where it was started.
-    assert (request.spec.requester, request.spec.channel) == (REQUESTER, DEPLOYS)
+    # Who ran it is the requester (no self-approval); where it asks is the policy's (here the
+    # installed default), never the caller's.
+    assert (request.spec.requester, request.spec.channel) == (REQUESTER, APPROVALS)
     assert request.spec.flow_run_id == launched.flow_run_id
 
 
@@ -139,8 +150,12 @@ def test_cli_runs_a_flow_and_prints_the_result(env: FlowEnv, redis_server: Redis
         approvers.stop()
     assert result.exit_code == 0, result.output
     assert "running deploy-approval on http" in result.stdout
-    assert '"channel":"C05DEPLOYS","approvers":["U02FRANK"]' in result.stdout  # from the settings
     assert '"decided_by": "U02FRANK"' in result.stdout and '"version": "3.1.0"' in result.stdout
+    request_id = json.loads(result.stdout[result.stdout.index("{", result.stdout.index("completed")):])[
+        "gate"]["request_id"]
+    spec = env.backend_store_for(redis_server.url).get(request_id).spec
+    # No policy file: the built-in policy leaves channel and approvers to the settings.
+    assert (spec.channel, spec.approvers, spec.policy_rule) == (DEPLOYS, [FRANK], None)
 
 
 def test_cli_refuses_bad_parameters_with_one_line(env: FlowEnv) -> None:
@@ -159,12 +174,18 @@ def test_cli_refuses_bad_parameters_with_one_line(env: FlowEnv) -> None:
 @pytest.mark.parametrize("params", [
     {"approvers": "U03ERIN"}, {"requester": "U01MAYA"}, {"timeout_outcome": "approve"},
     {"quorum": "1"}, {"approver_groups": "S01FINANCE"}, {"allow_self_approval": "true"},
+    {"channel": "C09MINE"}, {"timeout_seconds": "60"}, {"auto_approve_below": "1000000"},
 ])
 def test_slack_callers_cannot_choose_who_approves(params: dict[str, str]) -> None:
-    with pytest.raises(LaunchError, match="cannot be set from Slack"):
+    """An allow-list per flow: every parameter but the business ones is refused, by name."""
+    (name,) = params
+    with pytest.raises(LaunchError, match=f"`{name}` cannot be set: who approves"):
         prepare("deploy-approval", params, requested_by="U03ERIN", channel="C05DEPLOYS")
-    with pytest.raises(LaunchError, match="cannot be set from Slack"):
+    with pytest.raises(LaunchError, match=f"`{name}` cannot be set"):
         InProcessLauncher(None).check("deploy-approval", params)
+    for flow in ("payment-approval", "etl-pipeline", "multi-step-approval", "department-review"):
+        with pytest.raises(LaunchError, match=f"`{name}` cannot be set"):
+            InProcessLauncher(None).check(flow, params)
 
 
 def test_the_slack_caller_is_always_the_requester() -> None:

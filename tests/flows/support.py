@@ -16,6 +16,8 @@ import redis
 from slack_approvals.bot.client import make_client
 from slack_approvals.bot.messenger import Messenger
 from slack_approvals.flows.services import FlowConfig, Services, services_installed
+from slack_approvals.policy.builtin import builtin_policy
+from slack_approvals.policy.document import Policy, parse_policy
 from slack_approvals.sandbox.config import DEFAULT_BOT_TOKEN
 from slack_approvals.sandbox.server import SandboxServer
 from slack_approvals.state import (
@@ -120,6 +122,16 @@ class Approvers:
             self._thread.join(timeout=5)
 
 
+class SwitchablePolicy:
+    """The policy a test's flows see; `env.use_policy(text)` swaps it, as a reloaded file would."""
+
+    def __init__(self) -> None:
+        self.policy = builtin_policy()
+
+    def current(self) -> Policy:
+        return self.policy
+
+
 @dataclass
 class FlowEnv:
     sb: SandboxServer
@@ -130,6 +142,7 @@ class FlowEnv:
     waits: list[float] = field(default_factory=list)
     wait_faults: list[BaseException] = field(default_factory=list)
     waiting: threading.Event = field(default_factory=threading.Event)  # set by the first wait
+    policy: SwitchablePolicy = field(default_factory=SwitchablePolicy)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -143,7 +156,8 @@ class FlowEnv:
 
         def factory() -> Services:
             messenger = Messenger(make_client(DEFAULT_BOT_TOKEN, sb.api_url), store)
-            return Services(store, messenger, lambda: ObservedAsyncStore(backend.async_client(), env))
+            return Services(store, messenger, lambda: ObservedAsyncStore(backend.async_client(), env),
+                            policy=env.policy)
 
         try:
             with services_installed(factory, config):
@@ -155,6 +169,10 @@ class FlowEnv:
     def backend_store_for(self, url: str) -> ApprovalStore:
         """A store on another Redis (e.g. the one a CLI command under test connects to)."""
         return ApprovalStore(redis.Redis.from_url(url, decode_responses=True))
+
+    def use_policy(self, text: str) -> Policy:
+        self.policy.policy = parse_policy(text, "test-policy.yaml")
+        return self.policy.policy
 
     def take_wait_fault(self) -> BaseException | None:
         with self._lock:

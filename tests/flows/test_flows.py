@@ -21,7 +21,6 @@ from slack_approvals.flows.etl import (
 from slack_approvals.flows.examples import (
     MultiStepParams,
     PaymentParams,
-    PaymentRoute,
     multi_step_approval,
     payment_approval,
 )
@@ -54,6 +53,42 @@ from .support import (
     run,
 )
 
+# Who approves each flow's gates, as an admin's policy file would say.
+TEST_POLICY = f"""
+version: 1
+rules:
+  - name: small-payments
+    match: {{flow: payment-approval, params: {{amount: "< 1000"}}}}
+    auto_approve: amount below the 1,000 USD threshold
+  - name: large-payments
+    match: {{flow: payment-approval, params: {{amount: "> 10000"}}}}
+    approvers: [{MAYA}, {FRANK}]
+    quorum: 2
+  - name: finance-step
+    match: {{flow: multi-step-approval, gate: finance}}
+    approver_groups: [{FINANCE_GROUP}]
+  - name: destructive
+    match: {{flow: destructive-operation}}
+    approvers: [{MAYA}, {FRANK}, {REQUESTER}]
+  - {{name: finance, match: {{gate: "department:finance"}}, channel: {FINANCE},
+     approver_groups: [{FINANCE_GROUP}]}}
+  - {{name: engineering, match: {{gate: "department:engineering"}}, channel: {ENG},
+     approver_groups: [{ENG_LEADS}]}}
+  - {{name: sales, match: {{gate: "department:sales"}}, channel: {SALES},
+     approver_groups: [{SALES_LEADS}]}}
+  - {{name: operations, match: {{gate: "department:operations"}}, channel: {DEPLOYS},
+     approvers: [{OLIVER}]}}
+  - {{name: people, match: {{gate: "department:people"}}, channel: {APPROVALS}, approvers: [{MAYA}]}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _policy(request: pytest.FixtureRequest) -> None:
+    for name in ("env", "real_env"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).use_policy(TEST_POLICY)
+
+
 # -- etl-pipeline ------------------------------------------------------------------------------
 
 
@@ -67,7 +102,7 @@ def db_rows(path: Path, batch_id: str) -> int:
 def test_etl_asks_before_storing_dirty_data_then_stores(env: FlowEnv) -> None:
     env.approvers.on("sales records despite", MAYA)
 
-    result = run(etl_pipeline(EtlParams(rows=300, error_rate=0.1, problem_threshold=0.05)))
+    result = run(etl_pipeline(EtlParams(rows=300, error_rate=0.1)))
 
     assert result.problem_rate > 0.05
     assert result.approval is not None and result.approval.approved
@@ -121,13 +156,15 @@ def test_etl_children_run_alone(env: FlowEnv, tmp_path: Path) -> None:
 
 # -- department-review -------------------------------------------------------------------------
 
-FIVE = [
-    DepartmentSpec(name="finance", channel=FINANCE, approvers=[], approver_groups=[FINANCE_GROUP]),
-    DepartmentSpec(name="engineering", channel=ENG, approvers=[], approver_groups=[ENG_LEADS]),
-    DepartmentSpec(name="sales", channel=SALES, approvers=[], approver_groups=[SALES_LEADS]),
-    DepartmentSpec(name="operations", channel=DEPLOYS, approvers=[OLIVER]),
-    DepartmentSpec(name="people", channel=APPROVALS, approvers=[MAYA]),
-]
+FIVE = [DepartmentSpec(name=name) for name in ("finance", "engineering", "sales", "operations", "people")]
+# Whom TEST_POLICY's rules ask for each department, and where.
+ROUTES = {
+    "finance": (FINANCE, [], [FINANCE_GROUP]),
+    "engineering": (ENG, [], [ENG_LEADS]),
+    "sales": (SALES, [], [SALES_LEADS]),
+    "operations": (DEPLOYS, [OLIVER], []),
+    "people": (APPROVALS, [MAYA], []),
+}
 SIGNER = {"finance": FRANK, "engineering": ERIN, "sales": SARA, "operations": OLIVER, "people": MAYA}
 
 
@@ -146,10 +183,10 @@ def test_department_review_runs_departments_at_once(env: FlowEnv, prefect_databa
     assert max(c.started_at for c in children) < min(c.finished_at for c in children)
     for child in children:
         request = env.store.get(child.gate.request_id)
-        spec = next(d for d in FIVE if d.name == child.department)
-        assert request.message_channel == spec.channel
-        assert (request.spec.approvers, request.spec.approver_groups) == (spec.approvers,
-                                                                           spec.approver_groups)
+        channel, approvers, groups = ROUTES[child.department]
+        assert request.message_channel == channel
+        assert (request.spec.approvers, request.spec.approver_groups) == (approvers, groups)
+        assert request.spec.policy_rule == child.department
         assert child.gate.decided_by == SIGNER[child.department]
     rollup = env.sb.message(result.rollup_channel, result.rollup_ts)
     assert rollup["text"] == "Department review 2025-Q3: 5 of 5 decided"
@@ -160,8 +197,8 @@ def test_department_review_runs_departments_at_once(env: FlowEnv, prefect_databa
 def test_department_review_aggregates_each_outcome(env: FlowEnv) -> None:
     env.approvers.on("finance: sign off", FRANK)
     env.approvers.on("engineering: sign off", ERIN, Outcome.REJECT, reason="costs look wrong")
-    params = DepartmentReviewParams.model_validate({
-        "departments": [d.model_dump() for d in FIVE[:3]], "timeout_seconds": 1.5})
+    env.use_policy(TEST_POLICY.replace("version: 1\n", "version: 1\ndefaults: {timeout: 1.5}\n"))
+    params = DepartmentReviewParams.model_validate({"departments": "finance,engineering,sales"})
 
     result = run(department_review(params))
 
@@ -180,10 +217,11 @@ def test_department_review_aggregates_each_outcome(env: FlowEnv) -> None:
 def test_small_payment_is_auto_approved_and_the_audit_says_so(env: FlowEnv) -> None:
     result = run(payment_approval(PaymentParams(amount=Decimal("250"))))
 
-    assert (result.route, result.paid, result.gate.decided_by) == (PaymentRoute.AUTO, True, None)
+    assert (result.paid, result.gate.decided_by) == (True, None)
     audit = env.store.audit(result.gate.request_id)
     assert [e.event for e in audit] == ["created", "approved"]
-    assert audit[-1].reason == "amount below the 1,000 USD threshold: auto-approved"
+    assert audit[0].model_extra == {"policy_rule": "small-payments", "policy_hash": env.policy.current().hash}
+    assert audit[-1].reason == "amount below the 1,000 USD threshold"
     assert env.posts() == 0
     assert decided_events(result.gate.request_id)[0].resource["approval.status"] == "approved"
 
@@ -191,13 +229,13 @@ def test_small_payment_is_auto_approved_and_the_audit_says_so(env: FlowEnv) -> N
 def test_payment_needs_one_approver_then_two_above_the_second_threshold(env: FlowEnv) -> None:
     env.approvers.on("Pay 2,500.00 USD", MAYA)
     single = run(payment_approval(PaymentParams(amount=Decimal("2500.00"))))
-    assert (single.route, single.paid, single.gate.decided_by) == (PaymentRoute.SINGLE, True, MAYA)
+    assert (single.paid, single.gate.decided_by) == (True, MAYA)
+    assert env.store.get(single.gate.request_id).spec.policy_rule is None
 
     env.approvers.on("Pay 20,000.00 USD", MAYA)
     env.approvers.on("Pay 20,000.00 USD", FRANK, after=0.5)
-    large = run(payment_approval(PaymentParams(amount=Decimal("20000.00"),
-                                               approvers=[MAYA, FRANK])))
-    assert (large.route, large.paid, large.gate.decided_by) == (PaymentRoute.QUORUM, True, FRANK)
+    large = run(payment_approval(PaymentParams(amount=Decimal("20000.00"))))
+    assert (large.paid, large.gate.decided_by) == (True, FRANK)
     request = env.store.get(large.gate.request_id)
     assert request.spec.quorum == 2 and [v.user for v in request.votes] == [MAYA, FRANK]
 
@@ -209,7 +247,7 @@ def test_multi_step_asks_manager_then_finance(env: FlowEnv) -> None:
     env.approvers.on("Manager approval", MAYA)
     env.approvers.on("Finance approval", FRANK)
 
-    result = run(multi_step_approval(MultiStepParams(finance_approvers=[], finance_groups=[FINANCE_GROUP])))
+    result = run(multi_step_approval(MultiStepParams()))
 
     assert result.approved and result.stopped_at is None
     assert [(s.gate, s.decided_by) for s in result.steps] == [("manager", MAYA), ("finance", FRANK)]
@@ -245,7 +283,7 @@ def test_destructive_operation_needs_two_others_than_the_requester(env: FlowEnv)
     env.approvers.on("Drop table", MAYA, after=0.2)
     env.approvers.on("Drop table", FRANK, after=0.4)
 
-    result = run(destructive_operation(DestructiveParams(approvers=[MAYA, FRANK, REQUESTER])))
+    result = run(destructive_operation(DestructiveParams()))
 
     assert result.gate.approved and result.performed is not None
     statuses = [(c.user, c.status) for c in env.approvers.clicks]
@@ -257,7 +295,7 @@ def test_destructive_operation_needs_two_others_than_the_requester(env: FlowEnv)
 def test_destructive_operation_rejected_does_nothing(env: FlowEnv) -> None:
     env.approvers.on("Drop table", MAYA, Outcome.REJECT, reason="we still need it")
 
-    result = run(destructive_operation(DestructiveParams(approvers=[MAYA, FRANK])))
+    result = run(destructive_operation(DestructiveParams()))
 
     assert not result.gate.approved and result.performed is None
     assert not (env.config.data_dir / "operations.jsonl").exists()

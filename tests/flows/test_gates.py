@@ -62,7 +62,8 @@ def test_rejection_is_a_value_unless_asked_to_raise(env: FlowEnv) -> None:
 @pytest.mark.parametrize(("outcome", "approved"), [(Outcome.REJECT, False), (Outcome.APPROVE, True)])
 def test_timeout_applies_the_outcome_and_says_so(env: FlowEnv, outcome: Outcome,
                                                  approved: bool) -> None:
-    params = SimpleApprovalParams(timeout_seconds=1.0, timeout_outcome=outcome)
+    env.use_policy(f"version: 1\ndefaults: {{timeout: 1s, timeout_outcome: {outcome.value}}}\n")
+    params = SimpleApprovalParams()
 
     result = run(simple_approval(params))
 
@@ -107,8 +108,9 @@ def test_slack_trouble_is_retried_without_a_second_message(env: FlowEnv) -> None
 
 
 def test_a_permanent_slack_error_is_not_retried(env: FlowEnv) -> None:
+    env.use_policy("version: 1\ndefaults: {channel: C09NOWHERE}\n")
     with pytest.raises(SlackApiError, match="channel_not_found"):
-        run(simple_approval(SimpleApprovalParams(channel="C09NOWHERE")))
+        run(simple_approval(SimpleApprovalParams()))
 
     assert len(env.sb.api_calls("chat.postMessage")) == 1
 

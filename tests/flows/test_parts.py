@@ -29,7 +29,8 @@ from slack_approvals.flows.services import (
     services,
     services_installed,
 )
-from slack_approvals.state import Status
+from slack_approvals.policy.routing import Settled
+from slack_approvals.state import Outcome, Status
 
 
 def slack_error(code: str) -> SlackApiError:
@@ -81,11 +82,15 @@ def result(name: str, status: Status, approved: bool, by: str | None) -> Departm
 
 
 def test_rollup_shows_every_department_state() -> None:
-    departments = [DepartmentSpec(name=n, channel=c, approvers=a, approver_groups=g) for n, c, a, g in [
+    routes = {n: Settled(rule=None, policy_hash="0" * 16, channel=c, approvers=tuple(a),
+                         approver_groups=tuple(g), quorum=1, timeout=timedelta(hours=1),
+                         timeout_outcome=Outcome.REJECT, allow_self_approval=False,
+                         auto_approve=None, deny=None) for n, c, a, g in [
         ("finance", "C02FINANCE", [], ["S01FINANCE"]), ("sales", "#sales", ["U05SARA"], []),
         ("people", "hr", [], []), ("legal", "C01APPROVALS", ["U01MAYA"], []),
-        ("ops", "C05DEPLOYS", ["U04OLIVER"], [])]]
-    rollup = Rollup("2025-Q4", departments)
+        ("ops", "C05DEPLOYS", ["U04OLIVER"], [])]}
+    departments = [DepartmentSpec(name=name) for name in routes]
+    rollup = Rollup("2025-Q4", departments, routes)
     assert rollup.message()["text"] == "Department review 2025-Q4: 0 of 5 decided"
     rollup.record(result("sales", Status.APPROVED, True, "U05SARA"))
     rollup.record(result("people", Status.TIMED_OUT, True, None))
