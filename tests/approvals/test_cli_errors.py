@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from slack_approvals.approvals import cli_requests
 from slack_approvals.approvals.cli import main
 from slack_approvals.state.models import REQUEST_ID_PATTERN, RequestSpec, Status
 from slack_approvals.state.plans import new_request_id
@@ -39,9 +41,11 @@ def cli(bot: BotStack, redis_server: RedisServer, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     for name, value in {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": bot.sandbox.api_url,
                         "REDIS_URL": redis_server.url, "APPROVALS_CHANNEL": APPROVALS_CHANNEL,
-                        "COLUMNS": "500"}.items():
+                        }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    # Wide enough that no cell wraps; the module's console was sized when it was imported.
+    monkeypatch.setattr(cli_requests, "console", Console(width=500))
 
     def run(*args: str, env: dict[str, str] | None = None) -> Ran:
         for name, value in (env or {}).items():
@@ -148,8 +152,6 @@ def test_cancel_closes_a_request_as_the_system(cli: Cli, bot: BotStack) -> None:
 
 def test_pending_says_when_it_shows_only_the_first_n(cli: Cli, bot: BotStack,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from slack_approvals.approvals import cli_requests
-
     monkeypatch.setattr(cli_requests, "PENDING_SHOWN", 3)
     for _ in range(3):
         bot.store.create(RequestSpec(title="Waiting", channel=APPROVALS_CHANNEL, approvers=[MAYA]))
