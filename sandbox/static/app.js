@@ -184,6 +184,11 @@
   function renderHome() {
     const box = $("home");
     const home = page.snapshot.home;
+    const shown = home ? JSON.stringify(home.blocks) : "";
+    // An app answers a click on its Home by publishing the Home again, its notice at the top:
+    // show that answer instead of leaving it above the button that was clicked far down.
+    const answered = page.homeClicked && shown !== page.homeShown;
+    page.homeShown = shown;
     box.innerHTML = "";
     if (!home) {
       box.innerHTML = `<div class="empty">The app has not published a Home tab for you yet.</div>`;
@@ -191,6 +196,10 @@
     }
     const onButton = (button, blockId, element) => clickView(button, home.id, blockId, element);
     box.appendChild(window.Blocks.render(home.blocks, context({ onButton })));
+    if (answered) {
+      box.scrollTop = 0;
+      page.homeClicked = false;
+    }
   }
 
   // ---- modal ---------------------------------------------------------------------------
@@ -303,9 +312,12 @@
   }
 
   function clickView(button, viewId, blockId, element) {
-    return press(button, element, () => post("/ui/click_view", {
-      user_id: page.user, view_id: viewId, action_id: element.action_id, block_id: blockId, value: element.value,
-    }));
+    return press(button, element, () => {
+      if (page.snapshot.home && viewId === page.snapshot.home.id) page.homeClicked = true;
+      return post("/ui/click_view", {
+        user_id: page.user, view_id: viewId, action_id: element.action_id, block_id: blockId, value: element.value,
+      });
+    });
   }
 
   // ---- header, notices, traffic ----------------------------------------------------------------

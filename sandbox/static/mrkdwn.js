@@ -85,8 +85,9 @@
       .replace(/<([^<>\n]+)>/g, (m, token) => hold(special(token, ctx)));
     work = emojify(escapeHtml(unescapeSlack(work)));
     work = styleSpans(work);
+    // Like Slack, a line starting with ">" is quoted, with or without a space after it.
     work = work.split("\n").map((line) =>
-      line.startsWith("&gt; ") ? `<blockquote>${line.slice(5)}</blockquote>` : line
+      line.startsWith("&gt;") ? `<blockquote>${line.slice(4).replace(/^ /, "")}</blockquote>` : line
     ).join("<br>").replace(/<\/blockquote><br>/g, "</blockquote>");
     return work.replace(/\u0000(\d+)\u0000/g, (m, i) => held[Number(i)]);
   }
