@@ -61,11 +61,23 @@ STATUS_STYLE = {Status.PENDING: "yellow", Status.APPROVED: "green", Status.REJEC
 
 
 class People:
-    """Names for user ids, read once each through the bot's Slack client (`users.info`)."""
+    """Names for user and channel ids, read once each through the bot's Slack client
+    (`users.info`, `conversations.info`)."""
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
         self.names: dict[str, str] = {}
+
+    def channel(self, channel: str) -> str:
+        if channel.startswith("#"):
+            return channel
+        if channel not in self.names:
+            try:
+                info = self.client.conversations_info(channel=channel)["channel"]
+            except (SlackApiError, OSError):
+                return channel  # asked again next time
+            self.names[channel] = f"#{info['name']}" if info.get("name") else channel
+        return self.names[channel]
 
     def name(self, user: str) -> str:
         if not re.match(USER_ID_PATTERN, user):
@@ -115,7 +127,7 @@ def requests_table(requests: list[ApprovalRequest], people: People) -> Table:
     table.columns[0].no_wrap = True
     for r in requests:
         state = r.status.value.replace("_", " ")
-        table.add_row(r.id, Text(r.spec.title), Text(r.spec.channel),
+        table.add_row(r.id, Text(r.spec.title), Text(people.channel(r.spec.channel)),
                       Text(", ".join(f"{people.name(v.user)} {v.vote.value}" for v in r.votes)
                            or "-"),
                       Text(state, style=STATUS_STYLE[r.status]),
@@ -292,8 +304,11 @@ def flush_prefect(timeout: float = 10.0) -> None:
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
-    EventsWorker.drain_all(timeout=timeout)
-    APILogWorker.drain_all(timeout=timeout)
+    # While draining, each worker reports "Still processing items" every 4 s: progress of the
+    # flush asked for here, not a failure.
+    for worker in (EventsWorker, APILogWorker):
+        logging.getLogger(worker.__name__).setLevel(logging.ERROR)
+        worker.drain_all(timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -413,7 +428,7 @@ def follow_requests(demo: DemoStack, run: ScenarioRun, console: Console, *,
         for r in demo.refresh():
             if shown.get(r.id) != r.status:
                 shown[r.id] = r.status
-                console.print(Text(f"{r.id} {r.spec.title} ({r.spec.channel}): "
+                console.print(Text(f"{r.id} {r.spec.title} ({demo.people.channel(r.spec.channel)}): "
                                    f"{r.status.value.replace('_', ' ')}"), soft_wrap=True)
 
     def announce_when_done() -> None:
