@@ -12,6 +12,7 @@ import typer
 from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError
 
+from slack_approvals.state.models import Outcome
 from slack_approvals.state.private_server import ensure_private_server, stop_private_server
 
 from . import cli_requests
@@ -143,7 +144,7 @@ def request(
     channel: Annotated[str | None, typer.Option(help="Channel id or #name.")] = None,
     timeout: Annotated[str | None, typer.Option(
         help="How long to wait: 90s, 30m, 2h, 1d (default 24h).")] = None,
-    timeout_outcome: Annotated[str | None, typer.Option(
+    timeout_outcome: Annotated[Outcome | None, typer.Option(  # click names the choices
         help="approve or reject when time runs out (default reject).")] = None,
     requester: Annotated[str | None, typer.Option(help="Requester's user id (cannot self-approve).")] = None,
     allow_self_approval: Annotated[bool | None, typer.Option(
@@ -276,6 +277,8 @@ def main() -> None:
         # bug and keeps its traceback. Never exit 1 or 2: those are decisions.
         show = getattr(e, "show", None)
         if callable(show) and isinstance(getattr(e, "exit_code", None), int):
+            if isinstance(getattr(e, "message", None), str):  # typer passes pydantic's prefix on
+                e.message = e.message.replace("Value error, ", "")  # type: ignore[attr-defined]
             show()
             sys.exit(EXIT_ERROR)
         line = one_line(e)

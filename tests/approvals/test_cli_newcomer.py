@@ -140,3 +140,10 @@ def test_settings_messages_speak_to_people(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert "Value error" not in str(caught.value) and "(got 'a month')" in str(caught.value)
+
+
+def test_a_bad_choice_names_the_choices_not_a_python_class(tmp_path: Path) -> None:
+    result = approvals(tmp_path, "request", "--title", "x", "--timeout-outcome", "maybe")
+    assert result.returncode == EXIT_ERROR
+    assert "'maybe' is not one of 'approve', 'reject'" in result.stderr
+    assert "Outcome" not in result.stderr and "Value error" not in result.stderr
