@@ -54,10 +54,16 @@ def cancelling_unposted(closer: Closer) -> Closer:
     return replace(closer, board=CancelUnposted(closer.board, closer.store))
 
 
+def report_to_prefect(request: ApprovalRequest) -> None:
+    """A decision the CLI itself records (a timeout, a cancel) becomes an `approval.decided`
+    event, as the bot's do; Prefect is loaded only then, so the other commands stay quick."""
+    from .launching import emit_decision_event
+
+    emit_decision_event(request)
+
+
 def cancel_command(settings: Settings, request_id: str, reason: str | None) -> None:
     """Cancel as the system, through the one close path: Redis, then the message."""
-    from .cli_requests import report_to_prefect
-
     closer = build_closer(settings, on_decision=report_to_prefect)
     try:
         result = closer.cancel(request_id.strip().lower(), None, reason or CANCEL_REASON,

@@ -18,7 +18,7 @@ from slack_approvals.state.closing import Closer
 from slack_approvals.state.errors import StoreError
 from slack_approvals.state.models import ApprovalRequest, Decision, Fact, Outcome, Status
 
-from .cli_closing import cancelling_unposted
+from .cli_closing import cancelling_unposted, report_to_prefect
 from .cli_support import EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT, fail, visible
 from .policies import fallback_of, policy_source
 from .runtime import build_closer
@@ -49,14 +49,6 @@ def exit_code(decision: Decision) -> int:
     if decision.status is Status.TIMED_OUT:
         return EXIT_TIMED_OUT
     return EXIT_APPROVED if decision.approved else EXIT_REJECTED
-
-
-def report_to_prefect(request: ApprovalRequest) -> None:
-    """A decision the CLI itself records (a timeout) becomes an `approval.decided` event, as
-    the bot's do; Prefect is loaded only then, so the other commands stay quick."""
-    from .launching import emit_decision_event
-
-    emit_decision_event(request)
 
 
 def wait_for(closer: Closer, request: ApprovalRequest, wait_slice: float) -> Decision:
