@@ -84,14 +84,25 @@ def test_timeout_applies_the_outcome_and_says_so(env: FlowEnv, outcome: Outcome,
 
 
 def test_a_real_error_fails_the_wait_at_once(env: FlowEnv) -> None:
-    env.wait_faults.append(redis.ConnectionError("connection lost mid-wait"))
+    env.wait_faults.append(redis.ResponseError("WRONGTYPE Operation against a key holding "
+                                               "the wrong kind of value"))
     started = time.monotonic()
 
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises(redis.ResponseError):
         run(simple_approval())
 
     assert len(env.waits) == 1, "only DecisionPending is retried"
     assert time.monotonic() - started < 5
+
+
+def test_a_lost_connection_is_waited_out_and_the_decision_read(env: FlowEnv) -> None:
+    env.wait_faults.append(redis.ConnectionError("connection lost mid-wait"))
+    env.approvers.on("Approve this step", MAYA, after=1.0)
+
+    result = run(simple_approval())
+
+    assert result.approved and result.decided_by == MAYA
+    assert env.posts() == 1
 
 
 @pytest.mark.slow
@@ -116,9 +127,9 @@ def test_a_permanent_slack_error_is_not_retried(env: FlowEnv) -> None:
 
 
 def test_rerun_flow_finds_its_request_after_a_failure_mid_wait(env: FlowEnv) -> None:
-    """A dropped Redis connection fails the wait; the flow's own retry re-runs it (same flow
+    """An error that is not an outage fails the wait; the flow's own retry re-runs it (same flow
     run id), finds the request and its message, and still reads the decision."""
-    env.wait_faults.append(redis.ConnectionError("connection lost mid-wait"))
+    env.wait_faults.append(redis.ResponseError("ERR an error the store did not expect"))
     env.approvers.on("Approve this step", MAYA, after=1.0)
 
     result = run(simple_approval.with_options(retries=1, retry_delay_seconds=0)())
