@@ -10,7 +10,6 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
-from prefect import serve as prefect_serve
 from prefect.client.schemas.objects import State
 from prefect.deployments.runner import RunnerDeployment
 from prefect.flow_engine import run_flow_async
@@ -31,6 +30,7 @@ from slack_approvals.flows.registry import (
 from slack_approvals.flows.services import BOOTSTRAP_ENV
 
 from .cli_support import EXIT_ERROR, fail, settings_or_exit
+from .handing_back import serve_handing_back
 from .launching import install_services, prefect_api_url
 
 BOOTSTRAP = "slack_approvals.approvals.launching:install_services_from_environment"
@@ -141,7 +141,8 @@ def run_command(flow: str | None, param: list[str]) -> None:
 
 
 def serve_command(limit: int | None) -> None:
-    """Serve every registered flow as the deployment `<flow>/slack-approvals`."""
+    """Serve every registered flow as the deployment `<flow>/slack-approvals`; a SIGTERM hands
+    the runs in progress back to Prefect (see handing_back.py)."""
     settings = settings_or_exit()
     install_services(settings)
     # Each flow run starts in a new process, which installs the services the same way.
@@ -149,4 +150,9 @@ def serve_command(limit: int | None) -> None:
     if prefect_api_url() is None:
         typer.echo("warning: PREFECT_API_URL is unset, so the deployments live on a temporary "
                    "server that only this process can reach", err=True)
-    prefect_serve(*served_deployments(), limit=limit)
+    # SIGTERM (a restart) hands the running flow runs back to Prefect instead of cancelling
+    # them; the next `approvals serve` runs them again and their gates wait on.
+    handed_back = serve_handing_back(served_deployments(), limit)
+    if handed_back:
+        typer.echo(f"handed {len(handed_back)} flow run(s) back to Prefect to be run again: "
+                   + ", ".join(str(run_id) for run_id in handed_back), err=True)
