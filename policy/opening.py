@@ -77,7 +77,9 @@ def spec_of(draft: Draft, settled: Settled) -> RequestSpec:
         quorum=settled.quorum, allow_self_approval=settled.allow_self_approval,
         channel=settled.channel, timeout=settled.timeout, timeout_outcome=settled.timeout_outcome,
         flow_run_id=draft.flow_run_id, gate=draft.gate, policy_rule=settled.rule,
-        policy_hash=settled.policy_hash)
+        policy_hash=settled.policy_hash, remind_every=settled.remind_every,
+        remind_limit=settled.remind_limit, escalate=list(settled.escalate),
+        business_hours=settled.business_hours)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,10 @@ class Opener:
         if on_created is not None:
             on_created(request)
         if request.status is not Status.PENDING:
-            return Opened(request, settled)  # a retry of a request already decided
+            # A retry of a request already decided: its message (if it was asked in Slack)
+            # still shows the decision, whoever else was meant to edit it.
+            shown = self.closer.board.post(request) if request.message_ts else request
+            return Opened(shown, settled)
         if settled.deny is not None or settled.auto_approve is not None:
             approved = settled.deny is None
             reason = settled.auto_approve if approved else settled.deny
