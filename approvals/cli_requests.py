@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import typer
@@ -70,16 +71,23 @@ def request_command(
     title: str, summary: str, fact: list[str], approver: list[str], group: list[str],
     quorum: int | None, channel: str | None, timeout: str | None, timeout_outcome: str | None,
     requester: str | None, allow_self_approval: bool | None, idempotency_key: str | None,
-    wait: bool,
+    wait: bool, *, remind_every: str | None = None, remind_limit: int | None = None,
+    escalate_after: str | None = None, escalate_to: Sequence[str] = (),
 ) -> None:
     """The approval policy routes the request (`--fact k=v` is what its rules match); the
     flags fill what no matching rule decides, and under `lock: true` may not name approvers."""
+    if bool(escalate_after) != bool(escalate_to):
+        raise fail("--escalate-after and --escalate-to go together")
     try:
         options: dict[str, object] = {
             "approvers": approver or None, "approver_groups": group or None, "quorum": quorum,
             "channel": channel, "allow_self_approval": allow_self_approval,
             "timeout": parse_duration(timeout) if timeout is not None else None,
             "timeout_outcome": Outcome(timeout_outcome) if timeout_outcome is not None else None,
+            "remind_every": parse_duration(remind_every) if remind_every is not None else None,
+            "remind_limit": remind_limit,
+            "escalate": ([{"after": parse_duration(escalate_after), "to": list(escalate_to)}]
+                         if escalate_after else None),
         }
         draft = Draft(title=title, summary=summary, facts=parse_facts(fact),
                       requester=requester or settings.approvals_requester, options=options)
@@ -96,15 +104,18 @@ def request_command(
     opened = Opener(closer, policy, fallback_of(settings)).open(draft, idempotency_key)
     request = opened.request
     rule = f" by policy rule {opened.settled.rule}" if opened.settled.rule else ""
-    if request.decision is not None:
-        typer.echo(f"{request.id} {request.decision.status.value}{rule}: {request.decision.reason}")
+    decided_by_policy = opened.settled.auto_approve is not None or opened.settled.deny is not None
+    if request.decision is not None and decided_by_policy:
+        reason = f": {visible(request.decision.reason)}" if request.decision.reason else ""
+        typer.echo(f"{request.id} {request.decision.status.value}{rule}{reason}")
         if wait:
             raise typer.Exit(exit_code(request.decision))
         return
     typer.echo(f"{request.id} posted to {request.message_channel} (ts {request.message_ts}){rule}")
     if not wait:
         return
-    decision = wait_for(closer, request, settings.approvals_wait_slice_seconds)
+    # A click may land while the message is still being posted: then it is decided already.
+    decision = request.decision or wait_for(closer, request, settings.approvals_wait_slice_seconds)
     who = f" by {decision.decided_by}" if decision.decided_by else ""
     reason = f": {visible(decision.reason)}" if decision.reason else ""
     typer.echo(f"{request.id} {decision.status.value}{who}{reason}")
