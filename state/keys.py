@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "approvals"
+# The kinds of scheduled action besides deadlines (which keep `pending_index`).
+SCHEDULE_KINDS = ("remind", "escalate")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,16 @@ class KeySpace:
     def user_history(self, user_id: str) -> str:
         """List of request ids a user voted on, newest first, capped; for App Home."""
         return f"{self.prefix}:history:{user_id}"
+
+    def schedule(self, kind: str) -> str:
+        """Sorted set request_id -> when (ms) its next action of `kind` (see SCHEDULE_KINDS) is
+        due: the one schedule every bot's sweeper claims from. A claim moves the entry a lease
+        ahead, so another bot skips it and a crashed claimer's action comes due again; the
+        request's state hash (`remind_due`, `esc_due`) says whether it is really due, so an
+        action fires once however many claim it. Expires with its longest-lived request."""
+        if kind not in SCHEDULE_KINDS:
+            raise ValueError(f"no scheduled action of kind {kind!r}")
+        return f"{self.prefix}:schedule:{kind}"
 
     def stale_messages(self) -> str:
         """Set of request ids whose last message edit failed (Slack down, rate-limited); the

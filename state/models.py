@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from .hours import BusinessHours
+
 # Crockford base32 without i, l, o, u: ids survive being read aloud or typed in a slash command.
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 REQUEST_ID_LENGTH = 16
@@ -39,6 +41,9 @@ MAX_REASON = 500
 MAX_APPROVERS = 50
 MAX_GROUPS = 10
 MAX_TIMEOUT = timedelta(days=90)
+MAX_REMINDERS = 20
+MAX_TIERS = 5
+MIN_REMIND_EVERY = timedelta(seconds=1)
 
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 GroupId = Annotated[str, StringConstraints(pattern=GROUP_ID_PATTERN)]
@@ -102,6 +107,25 @@ class Fact(BaseModel):
     value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
+class EscalationTier(BaseModel):
+    """After `after` (counted from the request's creation) the people in `to` (users and/or
+    user groups) may vote too; the quorum stays as it was."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    after: Annotated[timedelta, Field(gt=timedelta(0), le=MAX_TIMEOUT)]
+    to: Annotated[list[Annotated[str, StringConstraints(pattern=f"{USER_ID_PATTERN}|{GROUP_ID_PATTERN}")]],
+                  Field(min_length=1, max_length=MAX_APPROVERS)]
+
+    @property
+    def users(self) -> list[str]:
+        return [p for p in self.to if not p.startswith("S")]
+
+    @property
+    def groups(self) -> list[str]:
+        return [p for p in self.to if p.startswith("S")]
+
+
 class RequestSpec(BaseModel):
     """What a flow, the CLI or the bot asks for. Validation here is the only gate into Redis."""
 
@@ -124,9 +148,20 @@ class RequestSpec(BaseModel):
     # Which rule of which approval policy routed the request (`approvals policy show HASH`).
     policy_rule: Annotated[str, StringConstraints(max_length=100)] | None = None
     policy_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8,64}$")] | None = None
+    # Reminders to those who have not voted yet, every `remind_every`, at most `remind_limit`.
+    remind_every: Annotated[timedelta, Field(ge=MIN_REMIND_EVERY, le=MAX_TIMEOUT)] | None = None
+    remind_limit: Annotated[int, Field(ge=1, le=MAX_REMINDERS)] = 3
+    escalate: Annotated[list[EscalationTier], Field(max_length=MAX_TIERS)] = []
+    # Reminders and escalation announcements wait for these hours; eligibility does not.
+    business_hours: BusinessHours | None = None
 
     @model_validator(mode="after")
     def _check_rules(self, info: ValidationInfo) -> Self:
+        afters = [tier.after for tier in self.escalate]
+        if afters != sorted(set(afters)):
+            raise ValueError("escalate: each tier comes later than the one before")
+        if self.escalate and self.open_to_anyone:
+            raise ValueError("escalate: the request is open to anyone already; name approvers")
         if len(set(self.approvers)) != len(self.approvers):
             raise ValueError("approvers: each user may be named once")
         if len(set(self.approver_groups)) != len(self.approver_groups):
@@ -166,6 +201,14 @@ class RequestSpec(BaseModel):
     def open_to_anyone(self) -> bool:
         return not self.approvers and not self.approver_groups
 
+    @property
+    def all_groups(self) -> list[str]:
+        """Every user group that is or may become eligible (the escalation tiers' too)."""
+        groups = list(self.approver_groups)
+        for tier in self.escalate:
+            groups += [g for g in tier.groups if g not in groups]
+        return groups
+
 
 class Vote(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -203,6 +246,8 @@ class ApprovalRequest(BaseModel):
     message_channel: str | None = None
     message_ts: str | None = None
     decision: Decision | None = None
+    reminders_sent: int = 0
+    tiers_reached: int = 0  # escalation tiers announced (a tier's people may vote once due)
 
     @field_validator("spec", mode="wrap")
     @classmethod
@@ -213,10 +258,20 @@ class ApprovalRequest(BaseModel):
         return RequestSpec.model_validate(value, context={"stored": True})
 
     @property
-    def revision(self) -> tuple[int, int]:
+    def revision(self) -> tuple[int, int, int]:
         """Orders the states one request passes through: a decided state is newer than any
-        pending one, and among pending ones more votes is newer (votes are never removed)."""
-        return (0 if self.decision is None else 1, len(self.votes))
+        pending one, and among pending ones more votes is newer (votes are never removed),
+        then more escalation tiers announced."""
+        return (0 if self.decision is None else 1, len(self.votes), self.tiers_reached)
+
+    def tiers_due(self, now: datetime) -> list[EscalationTier]:
+        """The escalation tiers whose time has come by `now`, announced or not."""
+        return [t for t in self.spec.escalate if self.created_at + t.after <= now]
+
+    @property
+    def escalated_to(self) -> list[str]:
+        """The users and groups of the tiers announced so far."""
+        return [p for tier in self.spec.escalate[:self.tiers_reached] for p in tier.to]
 
     @property
     def approvals(self) -> list[Vote]:
@@ -233,10 +288,14 @@ class ApprovalRequest(BaseModel):
             return DecideStatus.CLOSED
         if datetime.now(UTC) >= self.deadline:
             return DecideStatus.EXPIRED
+        now = datetime.now(UTC)
+        escalated = [p for tier in self.tiers_due(now) for p in tier.to]
         eligible = (
             self.spec.open_to_anyone
             or user in self.spec.approvers
+            or user in escalated
             or bool(set(self.spec.approver_groups) & set(groups))
+            or bool(set(escalated) & set(groups))
         )
         if not eligible:
             return DecideStatus.NOT_ELIGIBLE

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import CorruptRecord, InvalidRequest, RequestNotFound
-from .keys import KeySpace
+from .keys import SCHEDULE_KINDS, KeySpace
 from .models import (
     GROUP_ID_PATTERN,
     ID_ALPHABET,
@@ -44,6 +44,18 @@ HISTORY_LENGTH = 50
 # Requests read per round trip while looking for the open ones of a list.
 READ_CHUNK = 100
 DEFAULT_RETENTION = timedelta(days=30)
+# How long a claimed scheduled action is held by its claimer before another may take it.
+DEFAULT_LEASE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Fired:
+    """What `fire` did: `count` is the reminders sent or tiers reached so far; `request` is
+    the request as it is now (None when it is gone)."""
+
+    fired: bool
+    count: int
+    request: ApprovalRequest | None
 
 
 @dataclass(frozen=True)
@@ -167,6 +179,8 @@ def parse_request(request_id: str, spec_json: str | None, state: Mapping[str, st
             message_channel=state.get("msg_channel"),
             message_ts=state.get("msg_ts"),
             decision=decision,
+            reminders_sent=int(state.get("reminders", 0)),
+            tiers_reached=int(state.get("tiers_reached", 0)),
         )
     except (KeyError, ValueError, IndexError, ValidationError) as e:
         raise CorruptRecord(f"request {request_id}: stored data is invalid ({e})") from e
@@ -353,8 +367,14 @@ class Plans:
             "1" if spec.open_to_anyone else "0",
             len(spec.approvers), *spec.approvers,
             len(spec.approver_groups), *spec.approver_groups,
+            "" if spec.remind_every is None else int(spec.remind_every.total_seconds() * 1000),
+            spec.remind_limit,
+            len(spec.escalate),
         ]
-        status, deadline = yield RunScript("create", self.keys.request_keys(request_id), args)
+        for tier in spec.escalate:
+            args += [int(tier.after.total_seconds() * 1000), len(tier.to), *tier.to]
+        status, deadline, remind_due, esc_due = yield RunScript(
+            "create", self.keys.request_keys(request_id), args)
         if status == "deadline_past":
             raise InvalidRequest("deadline: already past by the server's clock")
         request = yield from self._read(request_id)
@@ -373,6 +393,11 @@ class Plans:
                 calls.append(Call("zadd", (self.keys.pending_groups(),
                                            dict.fromkeys(spec.approver_groups, int(deadline))),
                                   {"gt": True}))
+            for kind, due in (("remind", remind_due), ("escalate", esc_due)):
+                if due:
+                    # NX: a retried create must not pull back an entry a claim moved ahead.
+                    calls.append(Call("zadd", (self.keys.schedule(kind), {request_id: int(due)}),
+                                      {"nx": True}))
             indexes = [c.args[0] for c in calls]
             for index in indexes:
                 calls += [Call("pexpireat", (index, expire_at), {"nx": True}),
@@ -406,7 +431,7 @@ class Plans:
                      Call("zrem", (self.keys.pending_by_approver(user), request_id))]
             if status is not DecideStatus.RECORDED:
                 calls += [Call("zrem", (index, request_id))
-                          for index in self.indexes_of(request.spec)]
+                          for index in self.indexes_of(request.spec) + self.schedules()]
             yield Batch(calls)
         return DecideResult(status=status, request=request)
 
@@ -422,7 +447,7 @@ class Plans:
         request = yield from self._read(request_id)
         if status in (CloseStatus.CLOSED_NOW, CloseStatus.ALREADY_CLOSED):
             yield Batch([Call("zrem", (index, request_id))
-                         for index in self.indexes_of(request.spec)])
+                         for index in self.indexes_of(request.spec) + self.schedules()])
         return CloseResult(status=status, request=request)
 
     def cancel(self, request_id: str, user: str | None, reason: str | None, force: bool) -> Plan:
@@ -455,6 +480,45 @@ class Plans:
             if result.status is CloseStatus.CLOSED_NOW and result.request is not None:
                 closed.append(result.request)
         return closed
+
+    # -- scheduled actions (reminders, escalation) -------------------------------------------
+
+    def schedules(self) -> list[str]:
+        return [self.keys.schedule(kind) for kind in SCHEDULE_KINDS]
+
+    def claim(self, kind: str, limit: int, lease: timedelta = DEFAULT_LEASE) -> Plan:
+        """Up to `limit` requests whose action of `kind` is due, held for `lease` so that
+        other claimers skip them; `fire` then says whether each is really due."""
+        lease_ms = max(int(lease.total_seconds() * 1000), 1)
+        claimed = yield RunScript("claim", [self.keys.schedule(kind)], [max(limit, 1), lease_ms])
+        return list(claimed)
+
+    def fire(self, kind: str, request_id: str) -> Plan:
+        """Take the request's due action of `kind` (once, whoever else tries) and put its next
+        one on the schedule; nothing is scheduled for a closed request."""
+        check_request_id(request_id)
+        schedule = self.keys.schedule(kind)
+        reply = yield RunScript("fire", self.keys.request_keys(request_id), [kind])
+        status = reply[0]
+        if status == "fired":
+            count, next_due = int(reply[1]), reply[2]
+        else:
+            count, next_due = 0, reply[1] if status == "not_due" else ""
+        # The schedule follows the state: the next due time, or no entry at all.
+        if next_due:
+            yield Call("zadd", (schedule, {request_id: int(next_due)}))
+        else:
+            yield Call("zrem", (schedule, request_id))
+        if status == "unknown":
+            return Fired(fired=False, count=0, request=None)
+        request = yield from self._read(request_id)
+        return Fired(fired=status == "fired", count=count, request=request)
+
+    def defer(self, kind: str, request_id: str, until: datetime) -> Plan:
+        """Hold a claimed action until `until` (quiet hours); its due time in the state stays,
+        so it fires at the first sweep after `until`."""
+        check_request_id(request_id)
+        yield Call("zadd", (self.keys.schedule(kind), {request_id: _to_ms(until)}), {"xx": True})
 
     def attach_message(self, request_id: str, channel: str, ts: str) -> Plan:
         check_request_id(request_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-SCRIPT_NAMES = ("create", "decide", "close", "attach")
+SCRIPT_NAMES = ("create", "decide", "close", "attach", "fire", "claim")
 
 
 @cache

@@ -20,7 +20,7 @@ from .models import (
     Outcome,
     RequestSpec,
 )
-from .plans import DEFAULT_RETENTION, Batch, Call, Plan, Plans, RunScript, Step
+from .plans import DEFAULT_LEASE, DEFAULT_RETENTION, Batch, Call, Fired, Plan, Plans, RunScript, Step
 from .scripts import script_source
 
 
@@ -134,6 +134,17 @@ class ApprovalStore:
 
     def mark_stale(self, request_id: str) -> None:
         self._run(self.plans.mark_stale(request_id))
+
+    def claim(self, kind: str, limit: int = 100, lease: timedelta = DEFAULT_LEASE) -> list[str]:
+        result: list[str] = self._run(self.plans.claim(kind, limit, lease))
+        return result
+
+    def fire(self, kind: str, request_id: str) -> Fired:
+        result: Fired = self._run(self.plans.fire(kind, request_id))
+        return result
+
+    def defer(self, kind: str, request_id: str, until: datetime) -> None:
+        self._run(self.plans.defer(kind, request_id, until))
 
     def take_stale(self, limit: int = 100) -> list[str]:
         result: list[str] = self._run(self.plans.take_stale(limit))

@@ -17,10 +17,17 @@ local now = now_ms()
 if now >= tonumber(state[2]) then
   return {'expired', approvals}
 end
+-- An escalation tier's people may vote from its time on, by this clock, whether or not a
+-- sweeper has announced the tier yet.
+local function escalated(who)
+  local at = redis.call('HGET', KEYS[2], 'esc:' .. who)
+  return at ~= false and tonumber(at) <= now
+end
 local eligible = state[3] == '1' or redis.call('HEXISTS', KEYS[2], 'approver:' .. user) == 1
+  or escalated(user)
 if not eligible then
   for i = 5, #ARGV do
-    if redis.call('HEXISTS', KEYS[2], 'group:' .. ARGV[i]) == 1 then
+    if redis.call('HEXISTS', KEYS[2], 'group:' .. ARGV[i]) == 1 or escalated(ARGV[i]) then
       eligible = true
       break
     end
