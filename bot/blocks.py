@@ -56,6 +56,11 @@ def approvers_text(request: ApprovalRequest) -> str:
     return ", ".join(names)
 
 
+def people_text(people: Sequence[str]) -> str:
+    """Users and user groups, as Slack mentions."""
+    return ", ".join(group_mention(p) if p.startswith("S") else mention(p) for p in people)
+
+
 def progress_text(request: ApprovalRequest) -> str:
     quorum = request.spec.quorum
     noun = "approval" if quorum == 1 else "approvals"
@@ -105,6 +110,8 @@ def _detail_blocks(request: ApprovalRequest) -> list[Block]:
         f"Due {slack_date(request.deadline)}",
         progress_text(request),
     ]
+    if request.escalated_to:
+        context.insert(2, f":rotating_light: Escalated to {people_text(request.escalated_to)}")
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(" · ".join(context), 3000))]))
     return blocks
 
@@ -151,6 +158,13 @@ def request_message(request: ApprovalRequest) -> dict[str, Any]:
     """Arguments for chat.postMessage / chat.update (minus channel and ts)."""
     return {"text": fallback_text(request),
             "blocks": [b.to_dict() for b in request_blocks(request)]}
+
+
+def nudge_message(request: ApprovalRequest, text: str) -> dict[str, Any]:
+    """A reminder or escalation DM: why it came, then the request with its buttons."""
+    heading = SectionBlock(text=MarkdownTextObject(text=fit(text, 3000)))
+    return {"text": fit(f"{text} ({fallback_text(request)})", 3000),
+            "blocks": [heading.to_dict(), *(b.to_dict() for b in request_blocks(request))]}
 
 
 def modal_metadata(request_id: str, from_home: bool) -> str:

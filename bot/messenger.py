@@ -45,7 +45,7 @@ class Messenger:
         self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
             weakref.WeakValueDictionary())
         self._guard = threading.Lock()
-        self._shown: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._shown: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
 
     def _lock(self, request_id: str) -> threading.Lock:
         with self._guard:
@@ -121,6 +121,18 @@ class Messenger:
                 continue
             shown += 1
         return shown
+
+    def reply_in_thread(self, request: ApprovalRequest, text: str) -> None:
+        """A reply in the thread of the request's message."""
+        if not (request.message_channel and request.message_ts):
+            raise ValueError(f"request {request.id} has no message to reply to")
+        self.client.chat_postMessage(channel=request.message_channel, thread_ts=request.message_ts,
+                                     text=text)
+
+    def direct_message(self, user: str, message: dict[str, Any]) -> tuple[str, str]:
+        """A message to one user in their DM with the bot (`im:write`)."""
+        opened = self.client.conversations_open(users=user)
+        return self.post_message(str(opened["channel"]["id"]), message)
 
     def post_message(self, channel: str, message: dict[str, Any]) -> tuple[str, str]:
         """A message that is not a request's (the department roll-up): its channel id and ts."""

@@ -1,28 +1,40 @@
-"""Closes overdue requests with their timeout outcome, through the one close path, and edits
-again the messages whose last edit failed."""
+"""Closes overdue requests with their timeout outcome, through the one close path, sends the
+reminders and escalation announcements that are due (bot/nudges.py), and edits again the
+messages whose last edit failed. Any number of bots may sweep one Redis: each action is
+claimed and fired once."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from datetime import datetime
 
 from redis.exceptions import RedisError
 
 from .deps import BotDeps
+from .nudges import ESCALATE, REMIND, Nudger
 
 log = logging.getLogger(__name__)
 
 
 class Sweeper:
-    def __init__(self, deps: BotDeps, interval: float) -> None:
+    def __init__(self, deps: BotDeps, interval: float,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.deps = deps
         self.interval = interval
+        self.nudger = Nudger(deps.store, deps.messenger, deps.groups, deps.closer)
+        if clock is not None:
+            self.nudger.clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="approvals-sweeper", daemon=True)
 
     def sweep_once(self) -> int:
         """Closes what is overdue (returns how many), then re-edits stale messages."""
         closed = len(self.deps.closer.expire_due())
+        # Tiers first, so a reminder in the same sweep names the people they added.
+        self.nudger.run_due(ESCALATE)
+        self.nudger.run_due(REMIND)
         self.deps.messenger.refresh_stale()
         return closed
 

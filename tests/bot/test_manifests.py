@@ -17,9 +17,10 @@ SLACK = Path(__file__).resolve().parents[2] / "slack"
 def test_manifest_matches_the_bot(name: str) -> None:
     manifest = yaml.safe_load((SLACK / name).read_text())
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    # chat.postMessage/update/postEphemeral, the slash command, usergroups.users.list; the bot
-    # never reads user profiles, so it does not ask for users:read.
-    assert scopes == {"chat:write", "commands", "usergroups:read"}
+    # chat.postMessage/update/postEphemeral, the slash command, usergroups.users.list,
+    # conversations.open for reminder and escalation DMs; the bot never reads user profiles,
+    # so it does not ask for users:read.
+    assert scopes == {"chat:write", "commands", "im:write", "usergroups:read"}
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == [SLASH_COMMAND]
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     assert manifest["settings"]["interactivity"]["is_enabled"] is True

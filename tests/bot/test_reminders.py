@@ -1,0 +1,160 @@
+"""Reminders and escalation on the sandbox: thread replies naming only those who have not
+voted, DMs whose buttons count, tiers whose people may vote, each action sent once by any
+number of sweepers, and quiet hours held by an injectable clock."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_approvals.bot.client import make_client
+from slack_approvals.bot.deps import BotDeps
+from slack_approvals.bot.groups import GroupResolver
+from slack_approvals.bot.ids import APPROVE_ACTION
+from slack_approvals.bot.messenger import Messenger
+from slack_approvals.bot.sweeper import Sweeper
+from slack_approvals.state.models import ApprovalRequest, Status, ms_to_datetime
+from slack_approvals.state.store import ApprovalStore
+from tests.bot.fixtures import BOT_TOKEN, ERIN, FINANCE_GROUP, FRANK, MAYA, OLIVER, BotStack, flatten
+from tests.conftest import RedisServer
+from tests.state.support import until_server_clock_reaches
+
+EVERY = timedelta(seconds=1)
+BERLIN_HOURS = {"days": "Mon-Fri", "from": "09:00", "to": "18:00", "tz": "Europe/Berlin"}
+
+
+def thread_replies(bot: BotStack, request: ApprovalRequest) -> list[str]:
+    assert request.message_channel
+    return [m["text"] for m in bot.sandbox.messages(request.message_channel)
+            if m.get("thread_ts") == request.message_ts and m["ts"] != request.message_ts]
+
+
+def dms(bot: BotStack, user: str) -> list[dict[str, Any]]:
+    return bot.sandbox.messages(user)
+
+
+def until_due(bot: BotStack, kind: str, request: ApprovalRequest) -> None:
+    score = bot.store.client.zscore(bot.store.plans.keys.schedule(kind), request.id)
+    assert score is not None, f"no {kind} scheduled for {request.id}"
+    until_server_clock_reaches(bot.store.client, ms_to_datetime(int(score)))
+
+
+def test_reminders_name_only_who_has_not_voted_and_stop_at_the_limit(bot: BotStack) -> None:
+    request = bot.post(approvers=[MAYA], approver_groups=[FINANCE_GROUP], quorum=2,
+                       remind_every=EVERY, remind_limit=2)
+    bot.click(MAYA, request, APPROVE_ACTION)
+    bot.wait_message(request, "1 of 2 approvals")
+    for n in (1, 2):
+        until_due(bot, "remind", request)
+        bot.sweeper.sweep_once()
+        replies = thread_replies(bot, request)
+        assert len(replies) == n
+        # Finance is Frank and Maya; Maya voted, so only Frank is named.
+        assert f"<@{FRANK}>" in replies[-1] and f"<@{MAYA}>" not in replies[-1]
+        assert f"Reminder {n} of 2" in replies[-1]
+    assert bot.store.client.zscore(bot.store.plans.keys.schedule("remind"), request.id) is None
+    bot.sweeper.sweep_once()
+    assert len(thread_replies(bot, request)) == 2
+    assert len(dms(bot, FRANK)) == 2 and dms(bot, MAYA) == []
+    assert bot.store.get(request.id).reminders_sent == 2
+
+
+def test_a_vote_from_the_reminder_dm_counts_and_edits_the_channel_message(bot: BotStack) -> None:
+    request = bot.post(remind_every=EVERY)
+    until_due(bot, "remind", request)
+    bot.sweeper.sweep_once()
+    (dm,) = dms(bot, FRANK)
+    assert "waiting for your vote" in flatten(dm)
+    bot.sandbox.click(FRANK, FRANK, dm["ts"], APPROVE_ACTION)  # in Frank's DM with the bot
+    bot.wait_message(request, "Approved")
+    assert bot.store.get(request.id).status is Status.APPROVED
+    # Nothing more after the decision.
+    bot.store.client.zadd(bot.store.plans.keys.schedule("remind"), {request.id: 0})
+    bot.sweeper.sweep_once()
+    assert len(thread_replies(bot, request)) == 1
+
+
+def test_an_escalated_approvers_click_counts(bot: BotStack) -> None:
+    request = bot.post(approvers=[MAYA], remind_every=timedelta(minutes=5),
+                       escalate=[{"after": "PT1S", "to": [OLIVER]}])
+    bot.click(OLIVER, request, APPROVE_ACTION)
+    bot.wait_ephemeral(OLIVER, "not")  # not an approver yet
+    until_due(bot, "escalate", request)
+    bot.sweeper.sweep_once()
+    shown = bot.wait_message(request, "Escalated to")
+    assert f"<@{OLIVER}>" in shown
+    (reply,) = thread_replies(bot, request)
+    assert f"<@{OLIVER}>" in reply and "Escalated" in reply
+    (dm,) = dms(bot, OLIVER)
+    bot.sandbox.click(OLIVER, OLIVER, dm["ts"], APPROVE_ACTION)
+    bot.wait_message(request, "Approved")
+    events = [e.event for e in bot.store.audit(request.id)]
+    assert events.index("escalated") < events.index("vote")
+
+
+def test_a_tier_counts_at_its_time_before_the_sweeper_announces_it(bot: BotStack) -> None:
+    request = bot.post(approvers=[MAYA], escalate=[{"after": "PT1S", "to": [ERIN]}])
+    until_due(bot, "escalate", request)
+    bot.click(ERIN, request, APPROVE_ACTION)
+    bot.wait_message(request, "Approved")
+
+
+def second_bot(redis_server: RedisServer, sandbox_url: str) -> Sweeper:
+    """Another bot process's sweeper: its own Redis connection, Slack client and caches."""
+    store = ApprovalStore(redis_server.client(), retention=timedelta(days=1))
+    client = make_client(BOT_TOKEN, sandbox_url)
+    deps = BotDeps(store=store, messenger=Messenger(client, store), groups=GroupResolver(client))
+    return Sweeper(deps, 60)
+
+
+def test_two_sweepers_on_one_redis_send_each_reminder_once(bot: BotStack,
+                                                           redis_server: RedisServer) -> None:
+    requests = [bot.post(remind_every=EVERY, remind_limit=1) for _ in range(6)]
+    other = second_bot(redis_server, bot.sandbox.api_url)
+    until_due(bot, "remind", requests[-1])
+    start = threading.Barrier(2)
+
+    def sweep(sweeper: Sweeper) -> None:
+        start.wait()
+        sweeper.sweep_once()
+
+    threads = [threading.Thread(target=sweep, args=(s,)) for s in (bot.sweeper, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for request in requests:
+        assert len(thread_replies(bot, request)) == 1
+    assert len(dms(bot, FRANK)) == 6
+    other.deps.background.shutdown(wait=True)
+
+
+def test_a_sweeper_started_after_the_due_time_sends_it_once(bot: BotStack,
+                                                            redis_server: RedisServer) -> None:
+    request = bot.post(remind_every=EVERY)
+    until_due(bot, "remind", request)
+    until_server_clock_reaches(bot.store.client, request.created_at + 2 * EVERY)
+    late = second_bot(redis_server, bot.sandbox.api_url)
+    late.sweep_once()
+    late.sweep_once()
+    assert len(thread_replies(bot, request)) == 1
+    late.deps.background.shutdown(wait=True)
+
+
+def test_quiet_hours_hold_a_reminder_until_business_hours(bot: BotStack) -> None:
+    saturday = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    monday_open = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
+    now = [saturday]
+    sweeper = Sweeper(bot.deps, 60, clock=lambda: now[0])
+    request = bot.post(remind_every=EVERY, business_hours=BERLIN_HOURS)
+    until_due(bot, "remind", request)
+    sweeper.sweep_once()
+    assert thread_replies(bot, request) == []
+    held = bot.store.client.zscore(bot.store.plans.keys.schedule("remind"), request.id)
+    assert held == monday_open.timestamp() * 1000
+    # Business hours come: the entry falls due (moved here as time would move it).
+    now[0] = monday_open + timedelta(minutes=1)
+    bot.store.client.zadd(bot.store.plans.keys.schedule("remind"), {request.id: 0})
+    sweeper.sweep_once()
+    assert len(thread_replies(bot, request)) == 1
