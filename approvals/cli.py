@@ -151,6 +151,13 @@ def request(
         help="Let the requester approve (default: not).")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same request.")] = None,
     wait: Annotated[bool, typer.Option(help="Wait; exit 0 approve, 1 reject, 2 timeout.")] = False,
+    remind_every: Annotated[str | None, typer.Option(
+        help="Remind who has not voted, in the thread and by DM: 30m, 4h.")] = None,
+    remind_limit: Annotated[int | None, typer.Option(help="At most this many reminders (default 3).")] = None,
+    escalate_after: Annotated[str | None, typer.Option(
+        help="After this long (4h) --escalate-to may vote too.")] = None,
+    escalate_to: Annotated[list[str], typer.Option(
+        help="User or user-group id eligible from --escalate-after on (repeatable).")] = [],  # noqa: B006
 ) -> None:
     """Post an approval request to Slack (and optionally wait for the decision).
 
@@ -158,7 +165,9 @@ def request(
     win over these flags (and under `lock: true` approvers may not be named at all)."""
     cli_requests.request_command(settings_or_exit(), title, summary, fact, approver, group, quorum,
                                  channel, timeout, timeout_outcome, requester, allow_self_approval,
-                                 idempotency_key, wait)
+                                 idempotency_key, wait, remind_every=remind_every,
+                                 remind_limit=remind_limit, escalate_after=escalate_after,
+                                 escalate_to=escalate_to)
 
 
 @app.command()

@@ -40,11 +40,13 @@ from slack_sdk.errors import SlackApiError
 from slack_approvals.policy.opening import Draft
 from slack_approvals.state.connection import TRANSIENT_ERRORS
 from slack_approvals.state.errors import RequestNotFound
+from slack_approvals.state.hours import BusinessHours
 from slack_approvals.state.models import (
     MAX_TIMEOUT,
     ApprovalRequest,
     CloseStatus,
     Decision,
+    EscalationTier,
     Fact,
     Outcome,
 )
@@ -310,6 +312,10 @@ class GateOptions(TypedDict, total=False):
     timeout_outcome: Outcome
     quorum: int
     allow_self_approval: bool
+    remind_every: timedelta | None  # reminders to who has not voted, at most remind_limit
+    remind_limit: int
+    escalate: Sequence[EscalationTier | Mapping[str, Any]]  # tiers of {after, to}
+    business_hours: BusinessHours | Mapping[str, Any] | None  # when reminders may go out
     requester: str | None  # not routing: who asks; None: the installed default requester
 
 

@@ -2,13 +2,13 @@
 
     version: 1
     defaults: {channel, approvers, approver_groups, quorum, timeout, timeout_outcome,
-               allow_self_approval, lock}
+               allow_self_approval, remind_every, remind_limit, escalate, business_hours, lock}
     rules: [{name, match: {flow, gate, requester, params, facts}, <the keys of defaults>,
              auto_approve: reason, deny: reason}, ...]          first match wins
 
 `parse_policy(text, origin)` returns a Policy or raises PolicyInvalid with `ORIGIN:LINE:
 message` problems; `check_policy` adds the checks a person wants from `approvals policy check`
-(unknown flow names). Reminders and escalation are reserved keys: refused until they exist.
+(unknown flow names).
 """
 
 from __future__ import annotations
@@ -25,12 +25,19 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from slack_approvals.core.durations import parse_duration
 from slack_approvals.core.errors import BadInput
+from slack_approvals.state.hours import BusinessHours
 from slack_approvals.state.models import (
+    GROUP_ID_PATTERN,
     MAX_APPROVERS,
     MAX_GROUPS,
     MAX_REASON,
+    MAX_REMINDERS,
+    MAX_TIERS,
     MAX_TIMEOUT,
+    MIN_REMIND_EVERY,
+    USER_ID_PATTERN,
     ChannelRef,
+    EscalationTier,
     GroupId,
     Outcome,
     UserId,
@@ -41,7 +48,9 @@ from .matching import Condition, parse_condition
 
 MAX_RULES = 500
 MAX_TEXT = 1_000_000
-RESERVED_KEYS = ("reminders", "escalation")
+# Names a person may guess for keys spelled otherwise: a hint beats "extra inputs".
+RENAMED_KEYS = {"reminders": "remind_every and remind_limit", "escalation": "escalate",
+                "quiet_hours": "business_hours"}
 HASH_LENGTH = 16
 # A flow name no flow has: stands in for the match of a rule that did not validate.
 NEVER = "\x00"
@@ -79,6 +88,8 @@ Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Bef
 Users = Annotated[list[UserId], BeforeValidator(_listed), Field(max_length=MAX_APPROVERS)]
 Groups = Annotated[list[GroupId], BeforeValidator(_listed), Field(max_length=MAX_GROUPS)]
 Timeout = Annotated[timedelta, BeforeValidator(_timeout), Field(gt=timedelta(0), le=MAX_TIMEOUT)]
+RemindEvery = Annotated[timedelta, BeforeValidator(_timeout),
+                        Field(ge=MIN_REMIND_EVERY, le=MAX_TIMEOUT)]
 Reason = Annotated[str, BeforeValidator(_reason), Field(min_length=1, max_length=MAX_REASON)]
 Conditions = dict[Annotated[str, Field(min_length=1, max_length=64)],
                   Annotated[Condition, BeforeValidator(parse_condition)]]
@@ -89,11 +100,11 @@ class _Strict(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _reserved(cls, data: object) -> object:
+    def _renamed(cls, data: object) -> object:
         if isinstance(data, Mapping):
-            for key in RESERVED_KEYS:
+            for key, spelled in RENAMED_KEYS.items():
                 if key in data:
-                    raise ValueError(f"`{key}` is reserved for a later version and not supported yet")
+                    raise ValueError(f"`{key}` is not a key; write {spelled}")
         return data
 
 
@@ -144,6 +155,17 @@ def _conditions_hold(conditions: Mapping[str, Condition], values: Mapping[str, o
                for name, condition in conditions.items())
 
 
+class Tier(_Strict):
+    """One escalation tier: `{after: 4h, to: [U…, S…]}`."""
+
+    after: Timeout
+    to: Annotated[list[Annotated[str, Field(pattern=f"{USER_ID_PATTERN}|{GROUP_ID_PATTERN}")]],
+                  BeforeValidator(_listed), Field(min_length=1, max_length=MAX_APPROVERS)]
+
+    def as_spec(self) -> EscalationTier:
+        return EscalationTier(after=self.after, to=list(self.to))
+
+
 class Keys(_Strict):
     """What a rule (or the defaults) decides; None: not decided here."""
 
@@ -154,6 +176,10 @@ class Keys(_Strict):
     timeout: Timeout | None = None
     timeout_outcome: Outcome | None = None
     allow_self_approval: bool | None = None
+    remind_every: RemindEvery | None = None
+    remind_limit: Annotated[int, Field(ge=1, le=MAX_REMINDERS)] | None = None
+    escalate: Annotated[list[Tier], Field(min_length=1, max_length=MAX_TIERS)] | None = None
+    business_hours: BusinessHours | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
@@ -163,11 +189,14 @@ class Keys(_Strict):
         return self
 
     def decided(self) -> dict[str, Any]:
-        return {name: value for name, value in self if value is not None and name in ROUTING_KEYS}
+        decided = {name: value for name, value in self if value is not None and name in ROUTING_KEYS}
+        if self.escalate is not None:
+            decided["escalate"] = [tier.as_spec() for tier in self.escalate]
+        return decided
 
 
 ROUTING_KEYS = ("channel", "approvers", "approver_groups", "quorum", "timeout", "timeout_outcome",
-                "allow_self_approval")
+                "allow_self_approval", "remind_every", "remind_limit", "escalate", "business_hours")
 
 
 class Defaults(Keys):

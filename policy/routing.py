@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from slack_approvals.state.models import Outcome
+from slack_approvals.state.hours import BusinessHours
+from slack_approvals.state.models import EscalationTier, Outcome
 
 from .document import ROUTING_KEYS, Policy
 from .errors import ApproversLocked
@@ -25,7 +26,11 @@ WHO = ("approvers", "approver_groups")
 # What a request gets when nobody decides a key (the same as RequestSpec's own defaults).
 BASE: Mapping[str, Any] = {"approvers": (), "approver_groups": (), "quorum": 1,
                            "timeout": timedelta(hours=24), "timeout_outcome": Outcome.REJECT,
-                           "allow_self_approval": False}
+                           "allow_self_approval": False, "remind_every": None, "remind_limit": 3,
+                           "escalate": (), "business_hours": None}
+# Decided key by key, by the first layer that names each (approvers and groups go together).
+ONE_BY_ONE = ("channel", "quorum", "timeout", "timeout_outcome", "allow_self_approval",
+              "remind_every", "remind_limit", "escalate", "business_hours")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,10 @@ class Settled:
     allow_self_approval: bool
     auto_approve: str | None
     deny: str | None
+    remind_every: timedelta | None = None
+    remind_limit: int = 3
+    escalate: tuple[EscalationTier, ...] = ()
+    business_hours: BusinessHours | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"rule": self.rule, "policy_hash": self.policy_hash, "channel": self.channel,
@@ -50,7 +59,14 @@ class Settled:
                 "quorum": self.quorum, "timeout": int(self.timeout.total_seconds()),
                 "timeout_outcome": self.timeout_outcome.value,
                 "allow_self_approval": self.allow_self_approval,
-                "auto_approve": self.auto_approve, "deny": self.deny}
+                "auto_approve": self.auto_approve, "deny": self.deny,
+                "remind_every": (None if self.remind_every is None
+                                 else int(self.remind_every.total_seconds())),
+                "remind_limit": self.remind_limit,
+                "escalate": [{"after": int(t.after.total_seconds()), "to": t.to}
+                             for t in self.escalate],
+                "business_hours": (None if self.business_hours is None
+                                   else self.business_hours.model_dump(mode="json", by_alias=True))}
 
 
 @dataclass(frozen=True)
@@ -77,8 +93,11 @@ class Routing:
             raise ApproversLocked(named)
         layers = [self.overrides, caller, self.defaults, fallback]
         values: dict[str, Any] = {}
-        for key in ("channel", "quorum", "timeout", "timeout_outcome", "allow_self_approval"):
+        for key in ONE_BY_ONE:
             values[key] = next((layer[key] for layer in layers if key in layer), BASE.get(key))
+        values["escalate"] = tuple(tier if isinstance(tier, EscalationTier)
+                                   else EscalationTier.model_validate(tier)
+                                   for tier in values["escalate"] or ())
         who = next((layer for layer in layers if any(key in layer for key in WHO)), {})
         for key in WHO:
             values[key] = tuple(who.get(key) or ())

@@ -199,7 +199,7 @@ def test_check_reports_each_problem_at_its_line() -> None:
     ("version: 2\n", "p.yaml:1: version: Input should be 1"),
     ("version: 1\nrules:\n  - match: {}\n", "p.yaml:3: rules[0]: `name` is required"),
     ("version: 1\nrules:\n  - name: r\n    reminders: {after: 1h}\n",
-     "p.yaml:3: rules[0]: `reminders` is reserved"),
+     "p.yaml:3: rules[0]: `reminders` is not a key; write remind_every and remind_limit"),
     ("version: 1\nrules:\n  - name: r\n    timeout: soon\n",
      "p.yaml:4: rules[0].timeout: 'soon' is not a duration"),
     ("version: 1\nrules:\n  - name: r\n    approvers: [anna]\n",
