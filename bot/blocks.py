@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -160,6 +161,36 @@ def request_message(request: ApprovalRequest) -> dict[str, Any]:
             "blocks": [b.to_dict() for b in request_blocks(request)]}
 
 
+def nudges_lines(request: ApprovalRequest) -> list[str]:
+    """Reminders sent and escalation tiers reached, for `/approvals status`."""
+    spec = request.spec
+    lines = []
+    if spec.remind_every is not None:
+        lines.append(f":bell: Reminders sent: {request.reminders_sent} of {spec.remind_limit}, "
+                     f"every {duration_text(spec.remind_every)}")
+    if spec.escalate:
+        reached = request.tiers_reached
+        line = f":rotating_light: Escalation: {reached} of {len(spec.escalate)} tiers reached"
+        if request.escalated_to:
+            line += f" (escalated to {people_text(request.escalated_to)})"
+        nxt = spec.escalate[reached] if reached < len(spec.escalate) else None
+        if nxt is not None and request.status is Status.PENDING:
+            line += f"; next {people_text(nxt.to)} at {slack_date(request.created_at + nxt.after)}"
+        lines.append(line)
+    return lines
+
+
+def duration_text(span: timedelta) -> str:
+    """2d 3h, 4h 5m, 12m, 40s: the two largest units."""
+    seconds = max(int(span.total_seconds()), 0)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
 def nudge_message(request: ApprovalRequest, text: str) -> dict[str, Any]:
     """A reminder or escalation DM: why it came, then the request with its buttons."""
     heading = SectionBlock(text=MarkdownTextObject(text=fit(text, 3000)))
@@ -203,10 +234,16 @@ def reject_modal(request: ApprovalRequest, from_home: bool = False) -> View:
     )
 
 
-def pending_list_blocks(requests: Sequence[ApprovalRequest], heading: str) -> list[Block]:
-    """A compact card with buttons per request, for `/approvals list` and App Home."""
+def pending_list_blocks(requests: Sequence[ApprovalRequest], heading: str,
+                        now: datetime | None = None) -> list[Block]:
+    """A compact card with buttons per request, for `/approvals list` and App Home: how long
+    each has waited, and whether it was escalated."""
+    now = datetime.now(UTC) if now is None else now
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=heading))]
     for request in requests:
+        waited = f"waiting {duration_text(now - request.created_at)}"
+        if request.escalated_to:
+            waited += " · :rotating_light: escalated"
         line = f"*{fit(escape(request.spec.title), 150)}*"
         if request.spec.summary:
             line += f"\n{fit(escape(request.spec.summary), 300)}"
@@ -214,7 +251,8 @@ def pending_list_blocks(requests: Sequence[ApprovalRequest], heading: str) -> li
         blocks.append(SectionBlock(text=MarkdownTextObject(text=line)))
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(
             f"`{request.id}` · requested by {mention(request.spec.requester)} · "
-            f"due {slack_date(request.deadline)} · {progress_text(request)}", 3000))]))
+            f"due {slack_date(request.deadline)} · {progress_text(request)} · {waited}",
+            3000))]))
         blocks.append(vote_buttons(request))
     return blocks
 

@@ -40,8 +40,8 @@ def record_vote(deps: BotDeps, request_id: str, user: str, vote: Outcome,
     result = deps.store.decide(request_id, user, vote, reason)
     request = result.request
     if (result.status is DecideStatus.NOT_ELIGIBLE and request is not None
-            and request.spec.approver_groups):
-        groups = deps.groups.groups_of(user, request.spec.approver_groups)
+            and request.spec.all_groups):
+        groups = deps.groups.groups_of(user, request.spec.all_groups)
         if groups:
             result = deps.store.decide(request_id, user, vote, reason, groups=groups)
     return result

@@ -240,11 +240,15 @@ class Plans:
                 raise CorruptRecord(f"request {request_id}: bad audit entry {raw!r}") from e
         return events
 
-    def indexes_of(self, spec: RequestSpec) -> list[str]:
-        """Every pending index a request with this spec is listed in while it is open."""
+    def indexes_of(self, spec: RequestSpec, escalated: bool = True) -> list[str]:
+        """Every pending index a request with this spec is (or, escalated, may be) listed in
+        while it is open."""
         keys = [self.keys.pending_index()]
         keys += [self.keys.pending_by_approver(u) for u in spec.approvers]
         keys += [self.keys.pending_by_group(g) for g in spec.approver_groups]
+        for tier in spec.escalate if escalated else ():
+            keys += [self.keys.pending_by_approver(u) for u in tier.users]
+            keys += [self.keys.pending_by_group(g) for g in tier.groups]
         if spec.open_to_anyone:
             keys.append(self.keys.pending_open())
         return keys
@@ -388,7 +392,8 @@ class Plans:
             # A retry after votes must not list the request again to those who voted.
             voted = {self.keys.pending_by_approver(v.user) for v in request.votes}
             calls = [Call("zadd", (index, {request_id: int(deadline)}))
-                     for index in self.indexes_of(request.spec) if index not in voted]
+                     for index in self.indexes_of(request.spec, escalated=False)
+                     if index not in voted]
             if spec.approver_groups:
                 calls.append(Call("zadd", (self.keys.pending_groups(),
                                            dict.fromkeys(spec.approver_groups, int(deadline))),
@@ -512,7 +517,28 @@ class Plans:
         if status == "unknown":
             return Fired(fired=False, count=0, request=None)
         request = yield from self._read(request_id)
+        if status == "fired" and kind == "escalate" and request.status is Status.PENDING:
+            yield from self._list_escalated(request)
         return Fired(fired=status == "fired", count=count, request=request)
+
+    def _list_escalated(self, request: ApprovalRequest) -> Plan:
+        """The reached tiers' people now see the request in their lists (App Home)."""
+        deadline = _to_ms(request.deadline)
+        expire_at = deadline + self.retention_ms
+        voted = {v.user for v in request.votes}
+        people = [p for p in request.escalated_to if p not in voted]
+        indexes = [self.keys.pending_by_group(p) if p.startswith("S")
+                   else self.keys.pending_by_approver(p) for p in people]
+        calls = [Call("zadd", (index, {request.id: deadline})) for index in indexes]
+        groups = [p for p in people if p.startswith("S")]
+        if groups:
+            calls.append(Call("zadd", (self.keys.pending_groups(), dict.fromkeys(groups, deadline)),
+                              {"gt": True}))
+        for index in indexes:
+            calls += [Call("pexpireat", (index, expire_at), {"nx": True}),
+                      Call("pexpireat", (index, expire_at), {"gt": True})]
+        if calls:
+            yield Batch(calls)
 
     def defer(self, kind: str, request_id: str, until: datetime) -> Plan:
         """Hold a claimed action until `until` (quiet hours); its due time in the state stays,

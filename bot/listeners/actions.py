@@ -64,7 +64,7 @@ def handle_reject(ack: Ack, body: dict[str, Any], deps: BotDeps) -> None:
         store_unavailable(deps, clicker, request_id, e)
         return
     try:
-        groups = frozenset(deps.groups.groups_of(clicker.user, request.spec.approver_groups))
+        groups = frozenset(deps.groups.groups_of(clicker.user, request.spec.all_groups))
     except GroupLookupFailed:
         deps.background.submit(tell, deps, clicker, group_lookup_failed_text(request_id))
         return

@@ -11,7 +11,7 @@ from slack_approvals.state.errors import InvalidRequest, RequestNotFound
 from slack_approvals.state.models import ApprovalRequest, CloseStatus
 from slack_approvals.state.plans import check_request_id
 
-from ..blocks import VOTED, outcome_text, pending_list_blocks, progress_text
+from ..blocks import VOTED, nudges_lines, outcome_text, pending_list_blocks, progress_text
 from ..deps import BotDeps
 from ..explaining import explanation_text
 from ..home import decidable_by
@@ -45,10 +45,11 @@ def may_see(deps: BotDeps, request: ApprovalRequest, user: str, channel: str) ->
     spec = request.spec
     if user == spec.requester or user in spec.approvers:
         return True
+    if any(user in tier.users for tier in spec.escalate):
+        return True
     if channel and channel in (request.message_channel, spec.channel):
         return True
-    return bool(spec.approver_groups) and bool(
-        deps.groups.membership(user, spec.approver_groups)[0])
+    return bool(spec.all_groups) and bool(deps.groups.membership(user, spec.all_groups)[0])
 
 
 def _lookup(deps: BotDeps, request_id: str | None, user: str, channel: str) -> ApprovalRequest:
@@ -72,6 +73,7 @@ def status_text(request: ApprovalRequest) -> str:
              f"{progress_text(request)}"]
     for vote in request.votes:
         lines.append(f"• {mention(vote.user)} {VOTED[vote.vote]} at {slack_date(vote.at)}")
+    lines += nudges_lines(request)
     if request.decision is not None:
         lines.append(outcome_text(request))
     return "\n".join(lines)

@@ -4,6 +4,7 @@ number of sweepers, and quiet hours held by an injectable clock."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,12 +12,14 @@ from typing import Any
 from slack_approvals.bot.client import make_client
 from slack_approvals.bot.deps import BotDeps
 from slack_approvals.bot.groups import GroupResolver
+from slack_approvals.bot.home import publish_home
 from slack_approvals.bot.ids import APPROVE_ACTION
 from slack_approvals.bot.messenger import Messenger
 from slack_approvals.bot.sweeper import Sweeper
 from slack_approvals.state.models import ApprovalRequest, Status, ms_to_datetime
 from slack_approvals.state.store import ApprovalStore
 from tests.bot.fixtures import BOT_TOKEN, ERIN, FINANCE_GROUP, FRANK, MAYA, OLIVER, BotStack, flatten
+from tests.bot.test_commands_home import slash
 from tests.conftest import RedisServer
 from tests.state.support import until_server_clock_reaches
 
@@ -158,3 +161,29 @@ def test_quiet_hours_hold_a_reminder_until_business_hours(bot: BotStack) -> None
     bot.store.client.zadd(bot.store.plans.keys.schedule("remind"), {request.id: 0})
     sweeper.sweep_once()
     assert len(thread_replies(bot, request)) == 1
+
+
+def test_status_and_app_home_show_reminders_tiers_and_waiting_time(bot: BotStack) -> None:
+    request = bot.post(approvers=[MAYA], remind_every=EVERY, remind_limit=3,
+                       escalate=[{"after": "PT1S", "to": [OLIVER]},
+                                 {"after": "PT1H", "to": [FINANCE_GROUP]}])
+    assert "Nothing needs your decision" in flatten(home_of(bot, OLIVER))
+    until_due(bot, "escalate", request)
+    until_due(bot, "remind", request)
+    bot.sweeper.sweep_once()
+    status = slash(bot, MAYA, f"status {request.id}")
+    assert "Reminders sent: 1 of 3, every 1s" in status
+    assert "Escalation: 1 of 2 tiers reached" in status and f"<@{OLIVER}>" in status
+    # The reached tier's approver now finds it in App Home, with how long it has waited.
+    home = flatten(home_of(bot, OLIVER))
+    assert request.id in home and re.search(r"waiting \ds", home)
+    assert "escalated" in home
+    # Oliver was named by the reminder too, being eligible now.
+    assert f"<@{OLIVER}>" in thread_replies(bot, request)[-1]
+
+
+def home_of(bot: BotStack, user: str) -> dict[str, Any]:
+    publish_home(bot.deps, user)
+    view = bot.sandbox.home_view(user)
+    assert view is not None
+    return view
