@@ -20,6 +20,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import prefect.context
 import prefect.settings
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
@@ -116,6 +117,11 @@ def prefect_server() -> Iterator[str]:
         server.start(timeout=90)
         stack.callback(server.stop)
         stack.enter_context(temporary_settings(updates={prefect.settings.PREFECT_API_URL: server.api_url}))
+        # temporary_settings sets a context variable, which threads do not inherit: the bot's
+        # workers and the in-process launcher's loop would start a temporary server of their
+        # own. prefect_test_harness makes its settings process-global the same way.
+        stack.enter_context(prefect.context._temporary_global_settings_context(
+            prefect.context.get_settings_context()))
         # Logs and events still queued go out while the server still answers (LIFO order).
         stack.callback(EventsWorker.drain_all)
         stack.callback(APILogWorker.drain_all)
