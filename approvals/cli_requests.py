@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import typer
@@ -22,7 +22,7 @@ from slack_approvals.state.models import ApprovalRequest, Decision, Fact, Outcom
 from .cli_closing import cancelling_unposted, report_to_prefect
 from .cli_support import EXIT_APPROVED, EXIT_REJECTED, EXIT_TIMED_OUT, fail, visible
 from .policies import fallback_of, policy_source
-from .runtime import build_closer
+from .runtime import build_closer, nudger_for
 from .settings import Settings
 from .wiring import sync_store
 
@@ -52,13 +52,17 @@ def exit_code(decision: Decision) -> int:
     return EXIT_APPROVED if decision.approved else EXIT_REJECTED
 
 
-def wait_for(closer: Closer, request: ApprovalRequest, wait_slice: float) -> Decision:
-    """Block on Redis in slices; past the deadline apply the timeout outcome ourselves, in
-    case no bot (and so no sweeper) is running."""
+def wait_for(closer: Closer, request: ApprovalRequest, wait_slice: float,
+             nudge: Callable[[str], object] | None = None) -> Decision:
+    """Block on Redis in slices; past the deadline apply the timeout outcome ourselves, and
+    between slices send the request's due reminders and escalations (`nudge`), in case no
+    bot (and so no sweeper) is running."""
     while True:
         decision = closer.store.wait(request.id, wait_slice)
         if decision is not None:
             return decision
+        if nudge is not None:
+            nudge(request.id)
         if datetime.now(UTC) >= request.deadline:
             closed = closer.expire(request.id)
             if closed.request is not None and closed.request.decision is not None:
@@ -100,7 +104,8 @@ def request_command(
     except ValueError as e:
         raise fail(str(e)) from e
     # A request Slack would not post is cancelled, not left pending with no message.
-    closer = cancelling_unposted(build_closer(settings, on_decision=report_to_prefect))
+    posting = build_closer(settings, on_decision=report_to_prefect)
+    closer = cancelling_unposted(posting)
     opened = Opener(closer, policy, fallback_of(settings)).open(draft, idempotency_key)
     request = opened.request
     rule = f" by policy rule {opened.settled.rule}" if opened.settled.rule else ""
@@ -115,7 +120,11 @@ def request_command(
     if not wait:
         return
     # A click may land while the message is still being posted: then it is decided already.
-    decision = request.decision or wait_for(closer, request, settings.approvals_wait_slice_seconds)
+    nudge = None
+    if request.spec.remind_every is not None or request.spec.escalate:
+        nudge = nudger_for(posting).run_for
+    decision = request.decision or wait_for(closer, request, settings.approvals_wait_slice_seconds,
+                                            nudge)
     who = f" by {decision.decided_by}" if decision.decided_by else ""
     reason = f": {visible(decision.reason)}" if decision.reason else ""
     typer.echo(f"{request.id} {decision.status.value}{who}{reason}")

@@ -14,6 +14,7 @@ from slack_approvals.bot.deps import BotDeps
 from slack_approvals.bot.groups import GroupResolver
 from slack_approvals.bot.launcher import Launcher
 from slack_approvals.bot.messenger import Messenger
+from slack_approvals.bot.nudges import Nudger
 from slack_approvals.bot.sweeper import Sweeper
 from slack_approvals.bot.web import build_web_app
 from slack_approvals.state.closing import Closer, DecisionListener
@@ -41,6 +42,14 @@ def build_closer(settings: Settings, on_decision: DecisionListener | None = None
     """The close path for a process without a bot (the CLI): same store, same messenger."""
     messenger = build_messenger(settings, redis_url)
     return Closer(messenger.store, messenger, on_decision=on_decision)
+
+
+def nudger_for(closer: Closer) -> Nudger:
+    """Reminders and escalation announcements through the closer's own messenger."""
+    if not isinstance(closer.board, Messenger):
+        raise TypeError("reminders need the Slack messenger as the closer's board")
+    client = closer.board.client
+    return Nudger(closer.store, closer.board, GroupResolver(make_lookup_client(client)), closer)
 
 
 def build_runtime(settings: Settings, *, launcher: Launcher | None = None,

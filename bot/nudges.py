@@ -68,17 +68,28 @@ class Nudger:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def run_due(self, kind: str, limit: int = CLAIM_LIMIT) -> int:
-        """Fire every due action of `kind` this bot claims; returns how many fired."""
+        """Fire every due action of `kind` this bot claims, `limit` at a time until none is
+        left due, so each goes out within one sweep interval; returns how many fired."""
         fired = 0
-        for request_id in self.store.claim(kind, limit):
-            try:
-                fired += self._fire(kind, request_id)
-            except RequestNotFound:
-                continue
-            except Exception:
-                # One request's Slack trouble must not hold back the others'.
-                log.exception("could not %s for %s", kind, request_id)
-        return fired
+        while True:
+            claimed = self.store.claim(kind, limit)
+            for request_id in claimed:
+                try:
+                    fired += self._fire(kind, request_id)
+                except RequestNotFound:
+                    continue
+                except Exception:
+                    # One request's Slack trouble must not hold back the others'.
+                    log.exception("could not %s for %s", kind, request_id)
+            # A claimed entry moved a lease ahead (or was fired, held, removed): never re-taken.
+            if len(claimed) < limit:
+                return fired
+
+    def run_for(self, request_id: str) -> int:
+        """Fire the due actions of one request, unclaimed: `approvals request --wait` does
+        this for its own request when no bot may be running. The request's state still says
+        what is due, so a bot sweeping too never sends the same reminder again."""
+        return self._fire(ESCALATE, request_id) + self._fire(REMIND, request_id)
 
     def _fire(self, kind: str, request_id: str) -> int:
         request = self.store.get(request_id)

@@ -1,11 +1,14 @@
-"""`approvals request --remind-every --escalate-after --escalate-to`."""
+"""`approvals request --remind-every --escalate-after --escalate-to`, and `--wait` sending
+its own reminders."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
-from tests.approvals.test_cli_errors import Cli, cli  # noqa: F401  (the fixture)
-from tests.bot.fixtures import FINANCE_GROUP, FRANK, MAYA, BotStack
+from slack_approvals.bot.ids import APPROVE_ACTION
+from tests.approvals.test_cli_errors import Cli, Ran, cli  # noqa: F401  (the fixture)
+from tests.bot.fixtures import APPROVALS_CHANNEL, FINANCE_GROUP, FRANK, MAYA, BotStack
 
 
 def test_request_with_reminders_and_one_escalation_tier(cli: Cli, bot: BotStack) -> None:  # noqa: F811
@@ -21,3 +24,23 @@ def test_request_with_reminders_and_one_escalation_tier(cli: Cli, bot: BotStack)
 def test_escalate_after_and_to_go_together(cli: Cli) -> None:  # noqa: F811
     ran = cli("request", "--title", "Rotate keys", "--approver", MAYA, "--escalate-to", FRANK)
     assert ran.code == 3 and "--escalate-after and --escalate-to go together" in ran.err
+
+
+def test_request_wait_sends_its_own_reminders_without_a_bot(cli: Cli, bot: BotStack) -> None:  # noqa: F811
+    """No sweeper runs here: `--wait` itself sends the reminder between its wait slices."""
+    done: dict[str, Ran] = {}
+    waiting = threading.Thread(target=lambda: done.setdefault("ran", cli(
+        "request", "--title", "Rotate keys", "--approver", MAYA, "--remind-every", "1s",
+        "--remind-limit", "1", "--wait", env={"APPROVALS_WAIT_SLICE_SECONDS": "0.2"})))
+    waiting.start()
+    (request,) = bot.sandbox.wait_for(lambda: [r for r in bot.store.pending() if r.message_ts],
+                                      timeout=30, what="the posted request")
+    reply = bot.sandbox.wait_for(
+        lambda: [m for m in bot.sandbox.messages(APPROVALS_CHANNEL)
+                 if m.get("thread_ts") == request.message_ts and m["ts"] != request.message_ts],
+        timeout=30, what="the reminder in the thread")
+    assert f"<@{MAYA}>" in reply[0]["text"]
+    bot.click(MAYA, bot.store.get(request.id), APPROVE_ACTION)
+    waiting.join(timeout=30)
+    assert done["ran"].code == 0, done
+    assert bot.store.get(request.id).reminders_sent == 1
