@@ -169,7 +169,7 @@ class RequestSpec(BaseModel):
         # A stored spec is re-read long after its deadline, and may predate a newer rule.
         stored = bool(info.context and info.context.get("stored"))
         # Group sizes are unknown here, so the quorum can only be checked against named users.
-        if self.approvers and not self.approver_groups and not stored:
+        if self.approvers and not self.all_groups and not stored:
             self._check_quorum_reachable()
         if self.deadline is not None:
             if self.deadline.tzinfo is None:
@@ -183,12 +183,14 @@ class RequestSpec(BaseModel):
 
     def _check_quorum_reachable(self) -> None:
         """Refuse a quorum the named approvers could never reach: a request that can only
-        time out is a mistake to report now, not a day later."""
-        named = len(self.approvers)
+        time out is a mistake to report now, not a day later. Escalation tiers' people count:
+        they may approve from their tier's time on."""
+        people = list(dict.fromkeys([*self.approvers, *(u for t in self.escalate for u in t.users)]))
+        named = len(people)
         if self.quorum > named:
             raise ValueError(f"quorum: {self.quorum} approvals needed but only {named} "
                              f"approver{'' if named == 1 else 's'} named")
-        if self.requester in self.approvers and not self.allow_self_approval:
+        if self.requester in people and not self.allow_self_approval:
             others = named - 1
             if self.quorum > others:
                 raise ValueError(

@@ -144,3 +144,12 @@ def test_self_approval_rules_hold_for_an_escalated_requester(store: ApprovalStor
     until_server_clock_reaches(store.client, request.created_at + timedelta(milliseconds=50))
     status = store.decide(request.id, REQUESTER, "approve").status
     assert status is DecideStatus.SELF_APPROVAL
+
+
+def test_escalation_tiers_count_toward_a_reachable_quorum() -> None:
+    tiered = spec(approvers=[MAYA], quorum=2, escalate=[{"after": "PT1H", "to": [FRANK]}])
+    assert tiered.quorum == 2
+    with pytest.raises(ValueError, match="only 1 approver named"):
+        spec(approvers=[MAYA], quorum=2)
+    with pytest.raises(ValueError, match="each tier comes later"):
+        spec(escalate=[{"after": "PT2H", "to": [FRANK]}, {"after": "PT1H", "to": [LI]}])
