@@ -22,7 +22,7 @@ from rich.table import Table
 
 from .common import DEFAULT_RESULTS_DIR, Mode, Result, read_result
 
-BENCHMARKS = ("click_to_resume", "ack_load", "waiting_gates", "fan_out", "memory")
+BENCHMARKS = ("click_to_resume", "ack_load", "waiting_gates", "fan_out", "memory", "reminders")
 
 
 def module(name: str) -> ModuleType:
