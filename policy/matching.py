@@ -67,10 +67,17 @@ def number_of(text: str) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+ORDERING = frozenset({"<", "<=", ">", ">="})
+
+
 def compare(left: str, op: str, right: str) -> bool:
+    """Numbers compare as numbers. An ordering needs two numbers: `"$50000" < "1000"` as text
+    would hold, and a rule such as `amount: "< 1000"` must never match what is not a number."""
     a, b = number_of(left), number_of(right)
     if a is not None and b is not None:
         return _apply(a, op, b)
+    if op in ORDERING:
+        return False
     return _apply(left.strip().casefold(), op, right.strip().casefold())
 
 

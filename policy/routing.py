@@ -29,6 +29,8 @@ BASE: Mapping[str, Any] = {"approvers": (), "approver_groups": (), "quorum": 1,
                            "allow_self_approval": False, "remind_every": None, "remind_limit": 3,
                            "escalate": (), "business_hours": None}
 # Decided key by key, by the first layer that names each (approvers and groups go together).
+# Under `lock: true` these are the policy's alone (with WHO and escalation targets).
+LOCKED_FOR_CALLERS = frozenset({"allow_self_approval", "timeout_outcome", "escalate"})
 ONE_BY_ONE = ("channel", "quorum", "timeout", "timeout_outcome", "allow_self_approval",
               "remind_every", "remind_limit", "escalate", "business_hours")
 
@@ -89,9 +91,15 @@ class Routing:
         caller = {k: v for k, v in (caller or {}).items() if v is not None and k in ROUTING_KEYS}
         fallback = {k: v for k, v in (fallback or {}).items() if v is not None}
         named = [str(v) for key in WHO for v in caller.get(key) or ()]
+        named += [str(v) for tier in caller.get("escalate") or () for v in _tier_targets(tier)]
         if self.lock and named:
             raise ApproversLocked(named)
         layers = [self.overrides, caller, self.defaults, fallback]
+        if self.lock:
+            # The policy alone decides: what it sets (rule or defaults) beats the caller, and
+            # a caller may not let the requester approve or make silence an approval.
+            caller = {k: v for k, v in caller.items() if k not in LOCKED_FOR_CALLERS}
+            layers = [self.overrides, self.defaults, caller, fallback]
         values: dict[str, Any] = {}
         for key in ONE_BY_ONE:
             values[key] = next((layer[key] for layer in layers if key in layer), BASE.get(key))
@@ -103,6 +111,15 @@ class Routing:
             values[key] = tuple(who.get(key) or ())
         return Settled(rule=self.rule, policy_hash=self.policy_hash, auto_approve=self.auto_approve,
                        deny=self.deny, **values)
+
+
+def _tier_targets(tier: object) -> tuple[object, ...]:
+    """The people an escalation tier names, whether parsed already or as the caller gave it."""
+    if isinstance(tier, EscalationTier):
+        return tuple(tier.to)
+    if isinstance(tier, Mapping):
+        return tuple(tier.get("to") or ())
+    return ()
 
 
 def route(policy: Policy, *, flow: str | None = None, gate: str | None = None,
