@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 REMIND, ESCALATE = "remind", "escalate"
 CLAIM_LIMIT = 100
+SEND_WORKERS = 8
 
 
 def waiting_on(request: ApprovalRequest, people: Iterable[str], groups: GroupResolver) -> list[str]:
@@ -66,24 +68,32 @@ class Nudger:
     closer: Closer
     # Quiet hours are judged by this clock; tests pass their own.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    workers: int = SEND_WORKERS
 
     def run_due(self, kind: str, limit: int = CLAIM_LIMIT) -> int:
         """Fire every due action of `kind` this bot claims, `limit` at a time until none is
         left due, so each goes out within one sweep interval; returns how many fired."""
         fired = 0
-        while True:
-            claimed = self.store.claim(kind, limit)
-            for request_id in claimed:
-                try:
-                    fired += self._fire(kind, request_id)
-                except RequestNotFound:
-                    continue
-                except Exception:
-                    # One request's Slack trouble must not hold back the others'.
-                    log.exception("could not %s for %s", kind, request_id)
-            # A claimed entry moved a lease ahead (or was fired, held, removed): never re-taken.
-            if len(claimed) < limit:
-                return fired
+        # Most of a reminder is waiting on Slack: several go out at once.
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="nudge") as pool:
+            while True:
+                claimed = self.store.claim(kind, limit)
+                fired += sum(pool.map(lambda request_id: self._fire_logged(kind, request_id),
+                                      claimed))
+                # A claimed entry moved a lease ahead (or was fired, held, removed): never
+                # taken again by this loop.
+                if len(claimed) < limit:
+                    return fired
+
+    def _fire_logged(self, kind: str, request_id: str) -> int:
+        try:
+            return self._fire(kind, request_id)
+        except RequestNotFound:
+            return 0
+        except Exception:
+            # One request's Slack trouble must not hold back the others'.
+            log.exception("could not %s for %s", kind, request_id)
+            return 0
 
     def run_for(self, request_id: str) -> int:
         """Fire the due actions of one request, unclaimed: `approvals request --wait` does
