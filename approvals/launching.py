@@ -4,6 +4,7 @@
     InProcessLauncher               flow runs on one background event loop in this process
     DeploymentLauncher              flow runs of the deployments `approvals serve` serves
     default_launcher(settings)      deployments when PREFECT_API_URL is set, else in-process
+    gone_state(flow_run_id)         whether a run has ended or is being cancelled, asked briefly
     emit_decision_event(request)    the bot's hook after every final decision
 """
 
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import re
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent import futures
@@ -24,7 +26,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow_async, run_flow_sync
-from prefect.settings import get_current_settings
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, get_current_settings, temporary_settings
 
 from slack_approvals.bot.launcher import Launched, Launcher, LaunchError
 from slack_approvals.core.errors import BadInput
@@ -57,6 +59,8 @@ KEEP_RUNS = 1000  # finished in-process runs remembered for wait(); older ones a
 STOP_REASON = "The bot stopped while this flow run was waiting; start it again."
 STOP_TIMEOUT_SECONDS = 15.0  # how long a stopping bot waits for its cancelled runs to end
 STOP_SCAN_LIMIT = 5000  # pending requests read to find those of this process's runs
+# A click's follow-up asks Prefect whether the run still waits; past this it says nothing.
+RUN_STATE_TIMEOUT_SECONDS = 3.0
 
 
 def flow_config_from(settings: Settings) -> FlowConfig:
@@ -130,6 +134,9 @@ class _RegistryLaunching:
             raise LaunchError(str(e)) from e
         return explain(self.policy.current(), draft, self.fallback)
 
+    def run_gone(self, flow_run_id: str) -> str | None:
+        return gone_state(flow_run_id)
+
 
 class InProcessLauncher(_RegistryLaunching):
     """Runs flows inside this process on one event loop thread, so waiting gates cost a
@@ -176,6 +183,20 @@ class InProcessLauncher(_RegistryLaunching):
             log.error("flow run %s (%s) ended %s: %s", flow_run.id, entry.name, state.name,
                       state.message)
         return state
+
+    def run_gone(self, flow_run_id: str) -> str | None:
+        with self._lock:
+            future = self._runs.get(flow_run_id)
+        if future is not None and future.done():
+            if future.cancelled() or future.exception() is not None:
+                return "Crashed"  # the run's task died with the loop or raised past the engine
+            state = future.result()
+            return state.name if state.is_final() else None
+        if future is None and prefect_api_url() is None:
+            # Not one of this process's runs: asking would start a temporary Prefect server
+            # here just to say it does not know the run.
+            return None
+        return gone_state(flow_run_id)
 
     def wait(self, flow_run_id: str, timeout: float | None = None) -> State[Any]:
         """The final state of a run this launcher started (for the CLI and tests)."""
@@ -252,6 +273,28 @@ class DeploymentLauncher(_RegistryLaunching):
         assert isinstance(flow_run, FlowRun)  # called from a thread, run_deployment answers in kind
         run_id = str(flow_run.id)
         return Launched(flow_run_id=run_id, flow_name=entry.name, url=flow_run_url(self.ui_url, run_id))
+
+
+def gone_state(flow_run_id: str) -> str | None:
+    """The flow run's state name if it has ended or is being cancelled, asked of Prefect once
+    and briefly (no retries): an unreachable or restarting API means "cannot say", None."""
+    try:
+        run_id = uuid.UUID(flow_run_id)
+    except ValueError:
+        return None  # not a Prefect run id (a request made by the CLI or a test)
+    try:
+        with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}), \
+                get_client(sync_client=True,
+                           httpx_settings={"timeout": RUN_STATE_TIMEOUT_SECONDS}) as client:
+            state = client.read_flow_run(run_id).state
+    except ObjectNotFound:
+        return "deleted"
+    except Exception as e:
+        log.info("could not read the state of flow run %s: %s", flow_run_id, e)
+        return None
+    if state is not None and (state.is_final() or state.is_cancelling()):
+        return state.name
+    return None
 
 
 def prefect_api_url() -> str | None:

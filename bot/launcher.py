@@ -37,3 +37,8 @@ class Launcher(Protocol):
     def explain(self, flow: str, params: Mapping[str, str], *, requested_by: str) -> Settled:
         """What the approval policy would decide for a run with these parameters (who is
         asked, how many, where; or auto-approve / deny); raise LaunchError for bad input."""
+
+    def run_gone(self, flow_run_id: str) -> str | None:
+        """The name of the flow run's state when it will no longer act on a decision (it has
+        ended, or is being cancelled); None while it may still be waiting, and whenever
+        Prefect cannot say quickly. Called after the click is acknowledged; must not raise."""

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 
 from slack_approvals.state.errors import InvalidRequest
-from slack_approvals.state.models import DecideResult, DecideStatus, Outcome
+from slack_approvals.state.models import ApprovalRequest, DecideResult, DecideStatus, Outcome
 from slack_approvals.state.plans import check_request_id
 
 from .deps import BotDeps
 from .home import publish_home
 from .refusals import refusal_text
+from .text import escape
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def follow_up(deps: BotDeps, result: DecideResult, request_id: str, clicker: Cli
             deps.closer.announce(result.request)
             if clicker.from_home:
                 publish_home(deps, clicker.user)
+            if result.request.decision is not None:
+                tell_if_run_gone(deps, clicker, result.request)
             return
         tell(deps, clicker, refusal_text(result.status, result.request, request_id))
         if result.status is DecideStatus.EXPIRED and result.request is not None:
@@ -61,6 +64,25 @@ def follow_up(deps: BotDeps, result: DecideResult, request_id: str, clicker: Cli
     except SlackApiError as e:
         # The vote is already safe in Redis; the next edit or the sweeper shows it.
         log.error("Slack refused the follow-up for %s: %s", request_id, e.response.get("error"))
+
+
+def tell_if_run_gone(deps: BotDeps, clicker: Clicker, request: ApprovalRequest) -> None:
+    """A decision is only worth something to a run still waiting at its gate. When Prefect says
+    the run has ended (or is being cancelled) and its hooks did not close the request first
+    (the server was restarting, say), the clicker learns that nothing will follow."""
+    run_id = request.spec.flow_run_id
+    if run_id is None or deps.launcher is None:
+        return
+    state = deps.launcher.run_gone(run_id)
+    if state is not None:
+        tell(deps, clicker, run_gone_text(request, run_id, state))
+
+
+def run_gone_text(request: ApprovalRequest, flow_run_id: str, state: str) -> str:
+    assert request.decision is not None
+    return (f"Your vote on *{escape(request.spec.title)}* was recorded "
+            f"({request.decision.status.value}), but the flow run that asked for it is gone: "
+            f"`{escape(flow_run_id)}` is {escape(state)}. Your decision changes nothing.")
 
 
 def tell(deps: BotDeps, clicker: Clicker, text: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -10,10 +12,13 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.deployments.runner import RunnerDeployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Cancelled, Cancelling, Running
 from typer.testing import CliRunner
 
 from slack_approvals.approvals.cli import app
 from slack_approvals.approvals.launching import (
+    RUN_STATE_TIMEOUT_SECONDS,
     DeploymentLauncher,
     InProcessLauncher,
     default_launcher,
@@ -198,3 +203,31 @@ def test_a_destructive_operation_never_times_out_to_approve() -> None:
     with pytest.raises(BadParameters, match="timeout_outcome"):
         parse_params("destructive-operation", {"timeout_outcome": "approve",
                                                "approvers": "U01MAYA,U02FRANK"})
+
+
+def test_run_gone_names_the_state_of_a_run_that_will_not_act_on_a_decision(env: FlowEnv) -> None:
+    launcher = DeploymentLauncher(deployment=f"test-{uuid.uuid4().hex[:8]}")
+    deployment = simple_approval.to_deployment(name=launcher.deployment)
+    assert isinstance(deployment, RunnerDeployment)
+    deployment.apply()
+    run_id = launcher.launch("simple-approval", {}, requested_by=REQUESTER,
+                             channel=DEPLOYS).flow_run_id
+    assert launcher.run_gone(run_id) is None  # scheduled: it may still reach its gate
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(uuid.UUID(run_id), Running(), force=True)
+        assert launcher.run_gone(run_id) is None
+        # From Running, as the UI's Cancel does (a scheduled run goes straight to Cancelled).
+        client.set_flow_run_state(uuid.UUID(run_id), Cancelling(), force=True)
+        assert launcher.run_gone(run_id) == "Cancelling"
+        client.set_flow_run_state(uuid.UUID(run_id), Cancelled(), force=True)
+    assert launcher.run_gone(run_id) == "Cancelled"
+    assert launcher.run_gone(str(uuid.uuid4())) == "deleted"
+    assert launcher.run_gone("not-a-run") is None
+
+    with socket.socket() as closed:  # a port nothing listens on: Prefect is down
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{port}/api"}):
+        started = time.monotonic()
+        assert launcher.run_gone(run_id) is None
+        assert time.monotonic() - started < RUN_STATE_TIMEOUT_SECONDS + 1

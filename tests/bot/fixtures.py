@@ -47,6 +47,9 @@ class RecordingLauncher:
     """Starts nothing; stands in for the flows layer, which bot/ must not import."""
 
     launched: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
+    # What run_gone answers per flow run id (a state name); runs not named still wait.
+    gone: dict[str, str] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
 
     def flows(self) -> Mapping[str, str]:
         return {"deploy-approval": "Gate a production deploy", "simple-approval": "One approval"}
@@ -60,6 +63,10 @@ class RecordingLauncher:
         self.check(flow, params)
         self.launched.append((flow, dict(params), requested_by))
         return Launched(flow_run_id=f"run-{len(self.launched)}", flow_name=flow)
+
+    def run_gone(self, flow_run_id: str) -> str | None:
+        self.asked.append(flow_run_id)
+        return self.gone.get(flow_run_id)
 
 
 @dataclass

@@ -178,3 +178,44 @@ def test_refusals_escape_the_title(bot: BotStack) -> None:
     bot.click(ERIN, request, APPROVE_ACTION)
     text = bot.wait_ephemeral(ERIN, "not one of the approvers")
     assert "&lt;https://evil.example|click me&gt; &amp; co" in text
+
+
+def test_a_decision_on_a_run_that_is_gone_says_so_to_the_clicker(bot: BotStack) -> None:
+    request = bot.post(flow_run_id="0f5c1d2e-run-cancelled", approvers=[MAYA])
+    bot.launcher.gone["0f5c1d2e-run-cancelled"] = "Cancelled"
+    asking = threading.Event()
+    slow_answer = bot.launcher.run_gone
+
+    def slow(flow_run_id: str) -> str | None:
+        asking.set()
+        time.sleep(1.5)  # Prefect at its slowest: the click is acknowledged long before
+        return slow_answer(flow_run_id)
+
+    bot.launcher.run_gone = slow  # type: ignore[method-assign]
+    started = time.monotonic()
+    assert bot.click(MAYA, request, APPROVE_ACTION).status == 200
+    assert time.monotonic() - started < 1.0
+    assert bot.store.get(request.id).status is Status.APPROVED  # the decision stands
+    bot.wait_message(request, "*Approved* by")
+    text = bot.wait_ephemeral(MAYA, "is gone", timeout=10)
+    assert asking.is_set()
+    assert "`0f5c1d2e-run-cancelled` is Cancelled" in text
+    assert "Deploy api v2.3.1" in text and "changes nothing" in text
+
+
+def test_a_decision_on_a_waiting_run_or_a_vote_short_of_quorum_says_nothing_more(
+        bot: BotStack) -> None:
+    waiting = bot.post(flow_run_id="run-waiting", approvers=[MAYA])
+    partial = bot.post(flow_run_id="run-partial", quorum=2)
+    no_run = bot.post(approvers=[FRANK])
+    bot.launcher.gone["run-partial"] = "Crashed"
+    bot.click(MAYA, waiting, APPROVE_ACTION)
+    bot.click(MAYA, partial, APPROVE_ACTION)
+    bot.click(FRANK, no_run, APPROVE_ACTION)
+    bot.wait_message(waiting, "*Approved* by")
+    bot.wait_message(partial, "Approved so far")
+    bot.wait_message(no_run, "*Approved* by")
+    bot.sandbox.wait_for(lambda: bot.launcher.asked, what="the launcher asked about the run")
+    time.sleep(0.5)  # room for an ephemeral that must not come
+    assert bot.launcher.asked == ["run-waiting"]  # only final decisions on a flow's request
+    assert bot.sandbox.ephemerals(MAYA) == [] and bot.sandbox.ephemerals(FRANK) == []
