@@ -150,7 +150,8 @@ def _open(draft: Draft, key: str, last_attempt: bool) -> ApprovalRequest:
     try:
         return services().opener.open(draft, key, on_created=held).request
     except Exception as e:
-        if created and (last_attempt or not _slack_retryable(e)):
+        retryable = _slack_retryable(e) or isinstance(e, TRANSIENT_ERRORS)
+        if created and (last_attempt or not retryable):
             # Nobody can see it, so nobody can decide it: close it, with Slack's answer in the audit.
             cancel_request(created[0], f"the message could not be posted: {e}")
         raise

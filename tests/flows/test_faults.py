@@ -16,6 +16,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+import redis
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
@@ -276,3 +277,24 @@ def test_a_message_slack_never_took_cancels_its_request(env: FlowEnv) -> None:
     assert [e.event for e in audit] == ["created", "cancelled"]
     assert "could not be posted" in (audit[-1].reason or "")
     assert "channel_not_found" in (audit[-1].reason or "")
+
+
+def test_a_redis_blip_while_posting_is_retried_not_cancelled(env: FlowEnv,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis failing after the request exists (here: attaching the posted message) is a blip the
+    task retries, not a reason to cancel the request."""
+    attach = env.store.attach_message
+    failures = [redis.ConnectionError("connection lost while attaching")]
+
+    def flaky_attach(request_id: str, channel: str, ts: str) -> bool:
+        if failures:
+            raise failures.pop()
+        return attach(request_id, channel, ts)
+
+    monkeypatch.setattr(env.store, "attach_message", flaky_attach)
+    env.approvers.on("Approve this step", MAYA, after=1.0)
+
+    result = run(simple_approval(SimpleApprovalParams()))
+
+    assert result.approved and result.decided_by == MAYA
+    assert "cancelled" not in env.audit_events(result.request_id)
