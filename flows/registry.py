@@ -15,7 +15,7 @@ Nothing runs unless the model accepts every parameter.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import Flow
@@ -36,7 +36,13 @@ from .examples import (
     payment_approval,
     simple_approval,
 )
-from .operations import DeployParams, DestructiveParams, deploy_approval, destructive_operation
+from .operations import (
+    DESTRUCTIVE_QUORUM,
+    DeployParams,
+    DestructiveParams,
+    deploy_approval,
+    destructive_operation,
+)
 from .params import FlowParams, RequestedParams
 
 # Every registered flow is served under this deployment name: `<flow name>/slack-approvals`.
@@ -51,6 +57,9 @@ class RegisteredFlow:
     description: str
     caller_params: tuple[str, ...] = ()  # what a caller may set: business parameters only
     gates: tuple[str, ...] = ()  # its gates' names, as the approval policy matches them
+    # Routing keys its gates name themselves (the policy's rules still win), so that
+    # `approvals policy explain` settles the same draft the gate opens.
+    gate_options: Mapping[str, Any] = field(default_factory=dict)
 
     def check_caller_params(self, values: Mapping[str, object]) -> None:
         """Refuse, by name, every parameter a caller may not set (an allow-list)."""
@@ -127,11 +136,12 @@ def _form_message(pattern: str, field: str, model: type[BaseModel] | None) -> st
 
 
 def _registered(flow: Flow[..., Any], params: type[FlowParams], caller_params: tuple[str, ...],
-                gates: tuple[str, ...]) -> RegisteredFlow:
+                gates: tuple[str, ...], gate_options: Mapping[str, Any] | None = None) -> RegisteredFlow:
     """Name and description are the flow's own, so the registry cannot drift from them."""
     unknown = set(caller_params) - set(params.model_fields)
     assert not unknown, f"{flow.name}: caller_params names no parameter: {unknown}"
-    return RegisteredFlow(flow.name, flow, params, flow.description or "", caller_params, gates)
+    return RegisteredFlow(flow.name, flow, params, flow.description or "", caller_params, gates,
+                          dict(gate_options or {}))
 
 
 REGISTRY: Mapping[str, RegisteredFlow] = {
@@ -144,7 +154,7 @@ REGISTRY: Mapping[str, RegisteredFlow] = {
         _registered(deploy_approval, DeployParams, ("service", "environment", "version", "notes"),
                     ("deploy",)),
         _registered(destructive_operation, DestructiveParams, ("operation", "target", "reason"),
-                    ("destructive",)),
+                    ("destructive",), {"quorum": DESTRUCTIVE_QUORUM}),
         _registered(etl_pipeline, EtlParams, ("rows", "error_rate", "seed", "database"),
                     ("store-despite-problems",)),
         _registered(department_review, DepartmentReviewParams, ("period", "departments"),
