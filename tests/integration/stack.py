@@ -22,8 +22,10 @@ from typing import TypeVar
 
 import httpx
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.deployments import run_deployment
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.states import Cancelling
 
 from bench.clicks import APPROVER, CHANNEL, REQUESTER, signed_click
 from bench.services import BOT_TOKEN, SIGNING_SECRET, BotProcess, SandboxProcess, approvals_command
@@ -184,6 +186,28 @@ class Stack:
             return all(t is StateType.RUNNING for t in self.state_types(run_ids).values())
 
         wait_for(f"{len(run_ids)} flow runs to run", running, timeout=timeout, every=0.25)
+
+    def restart_prefect(self) -> float:
+        """Stop the Prefect server (SIGTERM, as a deploy restarts it) and start it again on the
+        same port and database; seconds the API was down."""
+        port = httpx.URL(self.prefect_api_url).port
+        server = SubprocessASGIServer(port=port)  # the harness's own instance for that port
+        assert server.server_process is not None, "no Prefect server runs on that port"
+        started = time.monotonic()
+        # Not server.stop(): it forgets the instance, and the harness would not stop the new one.
+        server.server_process.terminate()
+        server.server_process.wait(timeout=30)
+        server.running = False
+        server.start(timeout=90)
+        return time.monotonic() - started
+
+    async def _set_state(self, run_id: str, state: State) -> None:
+        async with get_client() as client:
+            await client.set_flow_run_state(run_id, state)  # type: ignore[arg-type]
+
+    def cancel_run(self, run_id: str) -> None:
+        """What the UI's Cancel does: ask for Cancelling, for the runner and the gate to act on."""
+        asyncio.run(self._set_state(run_id, Cancelling()))
 
     # -- requests -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from prefect.client.schemas.objects import StateType
 
 from slack_approvals.state import Status
 
-from .stack import Stack, restart_bot, stack
+from .stack import Stack, restart_bot, stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -122,3 +122,38 @@ def test_slack_outage_longer_than_post_retries(live: Stack) -> None:
     assert len(closing) == 1 and not any(e.event == "posted" for e in events), events
     if request.status is Status.CANCELLED:
         assert "could not be posted" in (closing[0].reason or ""), events
+
+
+def test_prefect_restart_then_an_operator_cancels_a_waiting_run(live: Stack) -> None:
+    """The Prefect server restarts (same port, same PostgreSQL) under a waiting gate, then an
+    operator cancels the run as the UI does: the run ends cancelled (or failed saying so),
+    never completed; its request is cancelled; a later click changes nothing."""
+    run_ids = live.start_runs(1, "prefect restart")
+    requests = live.requests_of(run_ids)
+    request = requests[run_ids[0]]
+    down = live.restart_prefect()
+    live.cancel_run(run_ids[0])
+    cancelled_at = time.monotonic()
+    wait_for("the request to close",
+             lambda: live.store.get(request.id).status.closed, timeout=120, every=0.1)
+    closed_in = time.monotonic() - cancelled_at
+    runs = live.wait_runs_final(run_ids)
+    ended_in = time.monotonic() - cancelled_at
+    assert live.store.get(request.id).status is Status.CANCELLED
+    state = runs[run_ids[0]].state
+    assert state is not None
+    print(f"\nprefect restart ({down:.1f} s down), then cancel: request cancelled {closed_in:.2f} s "
+          f"and run {state.name} {ended_in:.1f} s after the cancel "
+          f"({live.audit(request.id)[-1].reason}; run: {state.message})")
+    assert state.type is StateType.CANCELLED or (
+        state.type is StateType.FAILED and "cancel" in (state.message or "").lower()), state
+
+    assert live.click(request, live.bots[0]) == 200  # answered "already closed"
+    time.sleep(3)
+    assert live.store.get(request.id).status is Status.CANCELLED
+    after = live.read_runs(run_ids)[run_ids[0]].state
+    assert after is not None and after.type is state.type, after  # never Cancelled -> Completed
+    events = live.audit(request.id)
+    assert not [e for e in events if e.event == "vote"], events
+    closing = [e for e in events if e.event in {s.value for s in Status if s.closed}]
+    assert len(closing) == 1, events
