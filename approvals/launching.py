@@ -32,6 +32,7 @@ from slack_approvals.bot.launcher import Launched, Launcher, LaunchError
 from slack_approvals.core.errors import BadInput
 from slack_approvals.flows.errors import FlowsError
 from slack_approvals.flows.events import emit_decided
+from slack_approvals.flows.hooks import cancel_held
 from slack_approvals.flows.params import FlowParams
 from slack_approvals.flows.registry import (
     DEPLOYMENT_NAME,
@@ -246,6 +247,10 @@ class InProcessLauncher(_RegistryLaunching):
                         closer.cancel(request.id, None, reason, force=True)
                     except Exception:
                         log.exception("could not cancel request %s", request.id)
+            for run_id in running:
+                # Gates of child flows (the department review's) hold their requests under
+                # the root run too; they carry the child's run id, which the scan misses.
+                cancel_held(run_id, reason)
             log.warning("stopping: %d in-process flow run(s) cancelled", len(running))
             futures.wait(running.values(), timeout=timeout)
             for future in running.values():
