@@ -99,9 +99,10 @@ def test_bot_kill9_mid_burst_loses_no_acknowledged_click(live: Stack) -> None:
 
 
 def test_slack_outage_longer_than_post_retries(live: Stack) -> None:
-    """Slack answers 503 to every post for longer than the gate retries: the run fails instead
-    of waiting unseen, and its request is closed once, never approved: cancelled with Slack's
-    error, or timed out first when its deadline (60 s here) comes before the retries end."""
+    """Slack answers 503 to every post for longer than the gate retries: the run never waits
+    unseen, and its request is closed once, never approved: cancelled with Slack's error (the
+    run fails), or timed out first when its deadline (60 s here) comes before the retries end
+    (the gate then reads that rejection)."""
     live.inject_fault("chat.postMessage", 503, count=1000)
     try:
         run_ids = live.start_runs(1, "slack outage")
@@ -116,8 +117,14 @@ def test_slack_outage_longer_than_post_retries(live: Stack) -> None:
     request = live.store.get(created[0].id)
     events = live.audit(request.id)
     run_states = {run.state.type for run in runs.values() if run.state}
-    assert run_states == {StateType.FAILED}, (run_states, request.status, events)
     assert request.status in (Status.CANCELLED, Status.TIMED_OUT), (request.status, events)
+    assert request.decision is not None and not request.decision.approved, events
+    if request.status is Status.CANCELLED:
+        assert run_states == {StateType.FAILED}, (run_states, events)
+    else:
+        # The deadline came first: a retry of the post finds the request timed out (rejected)
+        # and the flow goes on with that decision, or the retries ran out first and it failed.
+        assert run_states <= {StateType.FAILED, StateType.COMPLETED}, (run_states, events)
     closing = [e for e in events if e.event in {s.value for s in Status if s.closed}]
     assert len(closing) == 1 and not any(e.event == "posted" for e in events), events
     if request.status is Status.CANCELLED:
