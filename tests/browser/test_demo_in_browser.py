@@ -15,7 +15,7 @@ import pytest
 
 from slack_approvals.approvals.serving import free_port
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(480)]
 
 
 @pytest.fixture
@@ -99,7 +99,10 @@ def test_people_decide_in_the_browser_and_the_flows_finish(
     time.sleep(2)
     assert process.poll() is None, "the interactive demo exited by itself"
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=120)
+    try:
+        process.wait(timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the demo did not stop after Ctrl+C:\n{log.read_text()[-3000:]}")
     output = log.read_text()
     assert process.returncode == 0, output[-3000:]
     assert "approved: Finance, Sales; rejected: Engineering; timed out: -" in output
