@@ -217,9 +217,14 @@ def port_taken(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def unwind_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl+C, so the private Redis and Prefect server are stopped too."""
+    """SIGTERM unwinds like Ctrl+C, so the private Redis and Prefect server are stopped too.
+
+    Ctrl+C itself is set back to KeyboardInterrupt: a process started in the background of a
+    non-interactive shell (a script, a CI job) inherits SIGINT ignored, and Python then never
+    raises KeyboardInterrupt, so the demo would not stop on it."""
     if threading.current_thread() is threading.main_thread():  # only there may handlers be set
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def quiet_flow_logs() -> None:
