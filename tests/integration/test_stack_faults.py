@@ -159,7 +159,9 @@ def test_prefect_restart_then_an_operator_cancels_a_waiting_run(live: Stack) -> 
     time.sleep(3)
     assert live.store.get(request.id).status is Status.CANCELLED
     after = live.read_runs(run_ids)[run_ids[0]].state
-    assert after is not None and after.type is state.type, after  # never Cancelled -> Completed
+    # Never Completed: the runner may still turn the gate's Failed into the Cancelled the
+    # operator asked for, never into anything that ran the gated operation.
+    assert after is not None and after.type in (StateType.CANCELLED, StateType.FAILED), after
     events = live.audit(request.id)
     assert not [e for e in events if e.event == "vote"], events
     closing = [e for e in events if e.event in {s.value for s in Status if s.closed}]
