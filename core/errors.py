@@ -17,6 +17,8 @@
     │   ├── ServicesNotInstalled        no services were installed before a gate ran
     │   ├── DecisionPending             a wait slice ended without a decision; Prefect retries it
     │   ├── ApprovalRejected            a gate with raise_on_reject=True was not approved
+    │   ├── RedisOutage                 Redis stayed unreachable past the outage budget
+    │   ├── FlowRunCancelled            the gate's own flow run was cancelled: it does not pass
     │   ├── UnknownFlow                 the registry has no flow by that name
     │   └── BadParameters               parameters for a registered flow failed validation
     └── SettingsError                   approvals.settings: a setting is missing or malformed
