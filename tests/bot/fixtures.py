@@ -106,13 +106,7 @@ class BotStack:
         return self.sandbox.wait_for(shown, timeout=timeout, what=f"message to show {needle!r}")
 
     def wait_ephemeral(self, user: str, needle: str, timeout: float = 5) -> str:
-        def found() -> str | None:
-            for eph in self.sandbox.ephemerals(user):
-                text = flatten(eph)
-                if needle in text:
-                    return text
-            return None
-        return self.sandbox.wait_for(found, timeout=timeout, what=f"ephemeral {needle!r}")
+        return wait_ephemeral(self.sandbox, user, needle, timeout)
 
     def send_raw(self, body: str, headers: dict[str, str]) -> httpx.Response:
         return httpx.post(f"{self.url}/slack/events", content=body, headers=headers, timeout=5)
@@ -122,6 +116,17 @@ class BotStack:
         ts = int(time.time()) if timestamp is None else timestamp
         return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sign(body, ts),
                 "Content-Type": content_type}
+
+
+def wait_ephemeral(sandbox: SandboxServer, user: str, needle: str, timeout: float = 5) -> str:
+    """The text of the first ephemeral shown to `user` that holds `needle`, once it is there."""
+    def found() -> str | None:
+        for eph in sandbox.ephemerals(user):
+            text = flatten(eph)
+            if needle in text:
+                return text
+        return None
+    return sandbox.wait_for(found, timeout=timeout, what=f"ephemeral {needle!r}")
 
 
 def flatten(value: Any) -> str:

@@ -39,6 +39,7 @@ from tests.bot.fixtures import (
     RILEY,
     SIGNING_SECRET,
     flatten,
+    wait_ephemeral,
 )
 from tests.conftest import RedisServer
 
@@ -68,13 +69,7 @@ class PolicyBot:
         return answer
 
     def ephemeral(self, needle: str, user: str = RILEY, timeout: float = 10) -> str:
-        def found() -> str | None:
-            for eph in self.sandbox.ephemerals(user):
-                text = flatten(eph)
-                if needle in text:
-                    return text
-            return None
-        return self.sandbox.wait_for(found, timeout=timeout, what=f"ephemeral {needle!r}")
+        return wait_ephemeral(self.sandbox, user, needle, timeout)
 
     def started_run(self, flow: str) -> str:
         """The flow run id the bot announced for the last `run`."""
