@@ -1,8 +1,9 @@
-"""A local stand-in for Slack: Web API, signed deliveries to the app, and a browser page."""
+"""A local stand-in for Slack: Web API, signed deliveries to the app, a browser page, and a mail catcher."""
 
 from slack_approvals.sandbox.clock import ManualClock
 from slack_approvals.sandbox.config import SandboxConfig
 from slack_approvals.sandbox.driver import ActionResult, Driver, DriverError
+from slack_approvals.sandbox.mails import Mail
 from slack_approvals.sandbox.records import ApiCall, Delivery
 from slack_approvals.sandbox.seed import Seed, default_seed, load_seed
 from slack_approvals.sandbox.server import SandboxServer
@@ -14,6 +15,7 @@ __all__ = [
     "Delivery",
     "Driver",
     "DriverError",
+    "Mail",
     "ManualClock",
     "SandboxConfig",
     "SandboxServer",

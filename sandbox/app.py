@@ -1,4 +1,4 @@
-"""Assembles the sandbox's Starlette application: Web API, Socket Mode, response URLs, UI and page."""
+"""Assembles the sandbox's Starlette application: Web API, Socket Mode, response URLs, UI, Inbox, page."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from slack_approvals.sandbox.api_routes import web_api_routes
 from slack_approvals.sandbox.driver import Driver
 from slack_approvals.sandbox.faults import FaultInjector
+from slack_approvals.sandbox.mail_routes import mail_routes
 from slack_approvals.sandbox.socket_mode import socket_mode_routes
 from slack_approvals.sandbox.ui import ui_routes
 
@@ -31,6 +32,7 @@ def create_app(driver: Driver, faults: FaultInjector, closing: threading.Event) 
         *web_api_routes(driver.workspace, driver.config, faults, driver.deliverer.socket_mode),
         *socket_mode_routes(driver.deliverer.socket_mode, lambda: driver.workspace.directory.bot.app_id),
         *ui_routes(driver, closing),
+        *mail_routes(driver.workspace.inbox, driver.config),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(routes=routes)

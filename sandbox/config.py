@@ -1,4 +1,5 @@
-"""Settings shared by the sandbox's parts: tokens and secrets, the app's request URL, public base URL."""
+"""Settings shared by the sandbox's parts: tokens and secrets, the app's request URL, public base URL,
+the mail catcher's address."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class SandboxConfig:
     base_url: str = "http://127.0.0.1:8765"
     delivery_timeout: float = 3.0
     app_token: str = DEFAULT_APP_TOKEN
+    # The mail catcher's `smtp://host:port` once it listens; None while it is off.
+    smtp_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SandboxConfig:

@@ -15,6 +15,7 @@ from slack_approvals.sandbox.blocks import iter_interactive, require_valid_view
 from slack_approvals.sandbox.config import SandboxConfig
 from slack_approvals.sandbox.delivery import Deliverer, describe_failure
 from slack_approvals.sandbox.errors import SlackError
+from slack_approvals.sandbox.mails import Mail
 from slack_approvals.sandbox.payloads import Payloads, action_json
 from slack_approvals.sandbox.records import ApiCall, Delivery, DeliveryKind, Notice, ResponseUrl, ViewRecord
 from slack_approvals.sandbox.responses import apply_reply, parse_reply
@@ -403,6 +404,37 @@ class Driver:
 
     def notices(self, user_id: str) -> list[Notice]:
         return self.workspace.notices.shown_to(user_id)
+
+    # mail --------------------------------------------------------------------------------
+
+    def mails(self, to: str | None = None) -> list[Mail]:
+        """Mails the catcher kept, in the order they arrived; `to` keeps those to one address."""
+        return self.workspace.inbox.mails(to)
+
+    def mail(self, mail_id: int) -> Mail:
+        found = self.workspace.inbox.get(mail_id)
+        if found is None:
+            raise DriverError(f"no mail {mail_id} (the Inbox keeps the last {self.workspace.inbox.limit})")
+        return found
+
+    def clear_mails(self) -> None:
+        self.workspace.inbox.clear()
+
+    def wait_for_mail(
+        self, to: str, *, subject: str | None = None, after: int = 0, timeout: float = 5.0
+    ) -> Mail:
+        """The first mail to `to` (and with `subject` in its subject) whose id is above `after`.
+
+        Pass the id of the last mail seen as `after` to wait for the next one.
+        """
+        def found() -> Mail | None:
+            return next(
+                (m for m in self.mails(to) if m.id > after and (subject is None or subject in m.subject)),
+                None,
+            )
+
+        what = f"a mail to {to}" + (f" about {subject!r}" if subject else "")
+        return self.wait_for(found, timeout=timeout, what=what)
 
     def wait_for(
         self, condition: Callable[[], T | None], *, timeout: float = 5.0, what: str = "condition"

@@ -11,6 +11,7 @@ from types import TracebackType
 import uvicorn
 
 from slack_approvals.sandbox.app import create_app
+from slack_approvals.sandbox.catcher import MAX_MAIL_BYTES, MailCatcher
 from slack_approvals.sandbox.clock import Clock, wall_clock
 from slack_approvals.sandbox.config import (
     DEFAULT_APP_TOKEN,
@@ -44,7 +45,10 @@ class SandboxServer(Driver):
         id_seed: int | None = None,
         delivery_timeout: float = 3.0,
         app_token: str = DEFAULT_APP_TOKEN,
+        mail_port: int | None = 0,
+        max_mail_bytes: int = MAX_MAIL_BYTES,
     ) -> None:
+        """`mail_port` is the mail catcher's SMTP port (0: any free one; None: no catcher)."""
         config = SandboxConfig(
             signing_secret=signing_secret,
             bot_token=bot_token,
@@ -61,6 +65,11 @@ class SandboxServer(Driver):
         self._closing = threading.Event()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._catcher = (
+            None
+            if mail_port is None
+            else MailCatcher(self.workspace.inbox, host=host, port=mail_port, max_bytes=max_mail_bytes)
+        )
 
     @property
     def url(self) -> str:
@@ -70,6 +79,20 @@ class SandboxServer(Driver):
     def api_url(self) -> str:
         """Base URL for `slack_sdk.WebClient(base_url=...)`; the trailing slash matters."""
         return f"{self.url}/api/"
+
+    @property
+    def smtp_url(self) -> str:
+        """`smtp://127.0.0.1:<port>`: where the app sends mail so it shows in the page's Inbox."""
+        if self.config.smtp_url is None:
+            raise RuntimeError("the mail catcher is not running (start the sandbox with a mail_port)")
+        return self.config.smtp_url
+
+    @property
+    def mail_port(self) -> int:
+        """The mail catcher's SMTP port, once started."""
+        if self._catcher is None or not self._catcher.running:
+            raise RuntimeError("the mail catcher is not running (start the sandbox with a mail_port)")
+        return self._catcher.port
 
     def set_request_url(self, url: str | None) -> None:
         self.config.request_url = url
@@ -115,10 +138,19 @@ class SandboxServer(Driver):
                 sock.close()
                 raise RuntimeError("the sandbox server did not start")
             time.sleep(0.01)
+        if self._catcher is not None:
+            try:
+                self.config.smtp_url = self._catcher.start().url
+            except (OSError, RuntimeError):
+                self.stop()
+                raise
         return self
 
     def stop(self) -> None:
         self._closing.set()
+        if self._catcher is not None:
+            self._catcher.stop()
+        self.config.smtp_url = None
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -83,6 +83,11 @@ def snapshot(driver: Driver, user_id: str, channel_id: str | None) -> dict[str, 
             {k: v for k, v in dl.to_json().items() if k != "payload"}
             for dl in ws.traffic.deliveries()[-DELIVERIES_SHOWN:]
         ],
+        # Summaries only: the page fetches the open mail's parts from /sandbox/mails/{id}.
+        "inbox": {
+            "smtp_url": driver.config.smtp_url,
+            "mails": [m.summary_json() for m in ws.inbox.mails()],
+        },
     }
 
 

@@ -238,6 +238,17 @@ def users_info(ws: Workspace, args: Args) -> dict[str, Any]:
     return {"ok": True, "user": d.user_json(d.user(user_id))}
 
 
+def users_lookup_by_email(ws: Workspace, args: Args) -> dict[str, Any]:
+    """As Slack answers it (scope users:read.email): the user whose profile has that address,
+    compared ignoring case, or `users_not_found`."""
+    email = _required(args, "email", "invalid_arguments").strip().casefold()
+    d = ws.directory
+    for user in d.users():
+        if user.email and user.email.casefold() == email:
+            return {"ok": True, "user": d.user_json(user)}
+    raise SlackError("users_not_found")
+
+
 def users_list(ws: Workspace, args: Args) -> dict[str, Any]:
     d = ws.directory
     members = [d.user_json(u) for u in d.users()] + [d.bot_user_json()]
@@ -320,6 +331,7 @@ METHODS: dict[str, Method] = {
     "views.publish": views_publish,
     "users.info": users_info,
     "users.list": users_list,
+    "users.lookupByEmail": users_lookup_by_email,
     "usergroups.list": usergroups_list,
     "usergroups.users.list": usergroups_users_list,
     "conversations.info": conversations_info,

@@ -7,6 +7,7 @@ from slack_approvals.sandbox.clock import Clock, wall_clock
 from slack_approvals.sandbox.directory import Directory
 from slack_approvals.sandbox.ephemerals import Ephemerals
 from slack_approvals.sandbox.ids import IdMint
+from slack_approvals.sandbox.mails import Inbox
 from slack_approvals.sandbox.messages import Messages
 from slack_approvals.sandbox.notices import Notices
 from slack_approvals.sandbox.seed import Seed, default_seed
@@ -39,6 +40,7 @@ class Workspace:
         self.tokens = Tokens(self._changes, self.mint, clock)
         self.traffic = Traffic(self._changes, clock)
         self.notices = Notices(self._changes, clock)
+        self.inbox = Inbox(self._changes, clock)
 
     @property
     def version(self) -> int:
@@ -49,7 +51,7 @@ class Workspace:
         return self._changes.wait_for_change(since, timeout)
 
     def reset(self) -> None:
-        """Forgets every message, view and log entry; the directory stays."""
+        """Forgets every message, view, log entry and mail; the directory stays."""
         with self._changes.lock:
             self.messages.clear()
             self.ephemerals.clear()
@@ -57,6 +59,7 @@ class Workspace:
             self.tokens.clear()
             self.traffic.clear()
             self.notices.clear()
+            self.inbox.clear()
             self._changes.restart_serials()
             self._changes.touch()
 

@@ -6,7 +6,12 @@
   const page = {
     user: params.get("user") || "",
     channel: params.get("channel") || "",
-    tab: params.get("tab") === "home" ? "home" : "channel",
+    tab: ["home", "inbox"].includes(params.get("tab")) ? params.get("tab") : "channel",
+    mailId: Number(params.get("mail")) || null,
+    mailSeen: 0, // the newest mail id shown while the Inbox was open; newer ones count as new
+    mailListKey: "",
+    mailShown: null, // the id whose full mail the reader shows
+    mailView: "html",
     snapshot: null,
     loading: false,
     again: false,
@@ -33,7 +38,8 @@
   function remember() {
     const query = new URLSearchParams({ user: page.user });
     if (page.channel) query.set("channel", page.channel);
-    if (page.tab === "home") query.set("tab", "home");
+    if (page.tab !== "channel") query.set("tab", page.tab);
+    if (page.tab === "inbox" && page.mailId) query.set("mail", String(page.mailId));
     history.replaceState(null, "", "?" + query.toString());
   }
 
@@ -104,6 +110,14 @@
     $("nav-dm").classList.toggle("active", page.tab === "channel" && dm && dm.id === page.channel);
     $("nav-dm").dataset.channel = dm ? dm.id : "";
     $("nav-home").classList.toggle("active", page.tab === "home");
+    $("nav-inbox").classList.toggle("active", page.tab === "inbox");
+    const mails = snap.inbox.mails;
+    if (page.tab === "inbox" && mails.length) page.mailSeen = Math.max(page.mailSeen, mails[mails.length - 1].id);
+    const fresh = mails.filter((m) => m.id > page.mailSeen).length;
+    const badge = $("inbox-new");
+    badge.classList.toggle("hidden", !fresh);
+    badge.textContent = fresh ? String(fresh) : "";
+    badge.setAttribute("aria-label", `${fresh} new`);
   }
 
   // ---- messages ------------------------------------------------------------------------
@@ -200,6 +214,128 @@
       box.scrollTop = 0;
       page.homeClicked = false;
     }
+  }
+
+  // ---- inbox -----------------------------------------------------------------------------
+
+  // What the mail's own HTML may do inside the frame: no scripts (the sandbox attribute), no
+  // requests out (this policy: a mail's remote images would be trackers), and links open in a
+  // new tab, outside the frame's sandbox, so the approval page they lead to works as in a real
+  // browser tab while this Inbox and the channel stay where they were.
+  const MAIL_FRAME_HEAD = '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+    + 'style-src \'unsafe-inline\'; img-src data:"><base target="_blank">';
+  const URL_IN_TEXT = /https?:\/\/[^\s<>"']+/g;
+
+  function mailTime(seconds) {
+    return new Date(seconds * 1000).toLocaleString([], {
+      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    });
+  }
+
+  function linkedText(text) {
+    // Each piece is escaped on its own, so a URL never swallows an escaped "<" or quote.
+    let html = "";
+    let last = 0;
+    for (const match of text.matchAll(URL_IN_TEXT)) {
+      const url = match[0].replace(/[.,;:!?)\]}]+$/, "");
+      html += esc(text.slice(last, match.index));
+      html += `<a href="${esc(url)}" target="_blank" rel="noopener">${esc(url)}</a>`;
+      last = match.index + url.length;
+    }
+    return html + esc(text.slice(last));
+  }
+
+  function renderMailList() {
+    const inbox = page.snapshot.inbox;
+    const mails = inbox.mails.slice().reverse();
+    $("inbox-smtp").innerHTML = inbox.smtp_url
+      ? `SMTP <code>${esc(inbox.smtp_url)}</code>` : `<span class="bad">no mail catcher running</span>`;
+    const key = JSON.stringify([inbox.smtp_url, page.mailId, mails.map((m) => m.id)]);
+    if (key === page.mailListKey) return;
+    page.mailListKey = key;
+    const list = $("mail-list");
+    const focused = document.activeElement && document.activeElement.dataset.mail;
+    list.innerHTML = mails.map((m) => `
+      <li><button type="button" class="mail-item${m.id === page.mailId ? " active" : ""}" data-mail="${m.id}"
+          data-testid="mail-item" ${m.id === page.mailId ? 'aria-current="true"' : ""}>
+        <span class="mail-item-top"><span class="mail-from">${esc(m.from.join(", "))}</span>
+        <span class="mail-time">${esc(mailTime(m.received_at))}</span></span>
+        <span class="mail-subject">${esc(m.subject || "(no subject)")}</span>
+        <span class="mail-preview">${esc(m.preview)}</span>
+      </button></li>`).join("")
+      || `<li class="empty">No mail yet.${inbox.smtp_url ? ` Mail sent to <code>${esc(inbox.smtp_url)}</code> shows here.` : ""}</li>`;
+    if (focused) {
+      const again = list.querySelector(`[data-mail="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  async function renderMailReader() {
+    const reader = $("mail-reader");
+    const known = page.snapshot.inbox.mails.some((m) => m.id === page.mailId);
+    $("inbox").classList.toggle("reading", Boolean(page.mailId && known));
+    if (!page.mailId || !known) {
+      page.mailShown = null;
+      reader.innerHTML = `<div class="empty">${page.mailId ? "That mail is no longer in the Inbox." : "Choose a mail to read it."}</div>`;
+      return;
+    }
+    if (page.mailShown === page.mailId) return;
+    const wanted = page.mailId;
+    page.mailShown = wanted;
+    const response = await fetch(`/sandbox/mails/${wanted}`);
+    if (page.mailId !== wanted) return; // another mail was opened meanwhile
+    if (!response.ok) {
+      page.mailShown = null;
+      reader.innerHTML = `<div class="empty">That mail is no longer in the Inbox.</div>`;
+      return;
+    }
+    showMail((await response.json()).mail);
+  }
+
+  function showMail(mail) {
+    const reader = $("mail-reader");
+    const view = mail.html ? page.mailView : "text";
+    const row = (name, values) => values.length ? `<dt>${name}</dt><dd>${esc(values.join(", "))}</dd>` : "";
+    reader.innerHTML = `
+      <header class="mail-head">
+        <button type="button" class="mail-back bk-button small" data-testid="mail-back">← All mail</button>
+        <h2 id="mail-subject" class="mail-title" tabindex="-1" data-testid="mail-subject">${esc(mail.subject || "(no subject)")}</h2>
+        <dl class="mail-meta">
+          ${row("From", mail.from)}${row("To", mail.to.length ? mail.to : mail.envelope_to)}${row("Cc", mail.cc)}
+          ${row("Date", [mail.date || mailTime(mail.received_at)])}
+        </dl>
+        <div class="mail-views" role="group" aria-label="Show the mail as">
+          ${mail.html ? `<button type="button" class="bk-button small" data-view="html" data-testid="mail-view-html" aria-pressed="${view === "html"}">HTML</button>` : ""}
+          <button type="button" class="bk-button small" data-view="text" data-testid="mail-view-text" aria-pressed="${view === "text"}">Plain text</button>
+          <a class="mail-source" href="/sandbox/mails/${mail.id}/raw" target="_blank" rel="noopener">Source</a>
+        </div>
+      </header>
+      <iframe class="mail-html${view === "html" ? "" : " hidden"}" data-testid="mail-html"
+        sandbox="allow-popups allow-popups-to-escape-sandbox" referrerpolicy="no-referrer"
+        title="${esc("Mail: " + (mail.subject || "(no subject)"))}"></iframe>
+      <pre class="mail-text${view === "text" ? "" : " hidden"}" data-testid="mail-text" tabindex="0"
+        aria-label="Plain text of the mail">${mail.text ? linkedText(mail.text) : '<span class="muted">This mail has no plain-text part.</span>'}</pre>
+      <p class="mail-note">Links open in a new tab; this Inbox stays here.</p>
+      ${mail.links.length ? `<h3 class="mail-links-title" id="mail-links-title">Links in this mail</h3>
+      <ul class="mail-links" aria-labelledby="mail-links-title" data-testid="mail-links">${mail.links.map((u) =>
+        `<li><a href="${esc(u)}" target="_blank" rel="noopener">${esc(u)}</a></li>`).join("")}</ul>` : ""}`;
+    if (mail.html) reader.querySelector("iframe").srcdoc = MAIL_FRAME_HEAD + mail.html;
+    if (page.mailFocus) {
+      page.mailFocus = false;
+      reader.querySelector("#mail-subject").focus();
+    }
+  }
+
+  function openMail(id) {
+    page.mailId = id;
+    page.mailFocus = true; // a person who chose a mail goes on reading it, with the keyboard too
+    remember();
+    render();
+  }
+
+  function renderInbox() {
+    renderMailList();
+    renderMailReader();
   }
 
   // ---- modal ---------------------------------------------------------------------------
@@ -328,6 +464,9 @@
     if (page.tab === "home") {
       $("channel-title").textContent = `${snap.bot.display_name} · Home`;
       $("channel-topic").textContent = "Your App Home tab";
+    } else if (page.tab === "inbox") {
+      $("channel-title").textContent = "Inbox";
+      $("channel-topic").textContent = "Every mail sent to the sandbox's mail catcher, whoever it is to";
     } else if (channel && channel.is_im) {
       $("channel-title").textContent = `${snap.bot.display_name} · Messages`;
       $("channel-topic").textContent = "Direct messages with the app";
@@ -366,10 +505,12 @@
     renderHeader();
     renderNotices();
     const home = page.tab === "home";
-    $("messages").classList.toggle("hidden", home);
+    const inbox = page.tab === "inbox";
+    $("messages").classList.toggle("hidden", home || inbox);
     $("home").classList.toggle("hidden", !home);
-    $("composer").classList.toggle("hidden", home);
-    if (home) renderHome(); else renderMessages();
+    $("inbox").classList.toggle("hidden", !inbox);
+    $("composer").classList.toggle("hidden", home || inbox);
+    if (home) renderHome(); else if (inbox) renderInbox(); else renderMessages();
     renderModal();
     renderTraffic();
   }
@@ -382,6 +523,14 @@
     page.scrolled = false;
     remember();
     refresh();
+  }
+
+  function openInbox() {
+    page.tab = "inbox";
+    page.mailListKey = "";
+    page.mailShown = null;
+    remember();
+    render();
   }
 
   async function openHome() {
@@ -413,6 +562,36 @@
     $("nav-home").addEventListener("click", (e) => {
       e.preventDefault();
       openHome();
+    });
+    $("nav-inbox").addEventListener("click", (e) => {
+      e.preventDefault();
+      openInbox();
+    });
+    $("mail-list").addEventListener("click", (e) => {
+      const item = e.target.closest("[data-mail]");
+      if (item) openMail(Number(item.dataset.mail));
+    });
+    $("mail-reader").addEventListener("click", (e) => {
+      const choice = e.target.closest("[data-view]");
+      if (choice) {
+        page.mailView = choice.dataset.view;
+        for (const b of $("mail-reader").querySelectorAll("[data-view]")) {
+          b.setAttribute("aria-pressed", String(b === choice));
+        }
+        $("mail-reader").querySelector(".mail-html").classList.toggle("hidden", page.mailView !== "html");
+        $("mail-reader").querySelector(".mail-text").classList.toggle("hidden", page.mailView !== "text");
+      } else if (e.target.closest("[data-testid='mail-back']")) {
+        const id = page.mailId;
+        page.mailId = null;
+        remember();
+        render();
+        const item = $("mail-list").querySelector(`[data-mail="${id}"]`);
+        if (item) item.focus();
+      }
+    });
+    $("inbox-clear").addEventListener("click", async () => {
+      await fetch("/sandbox/mails", { method: "DELETE" });
+      refresh();
     });
     $("notices").addEventListener("click", (e) => {
       const x = e.target.closest("[data-notice]");
