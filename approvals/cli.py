@@ -17,12 +17,22 @@ from slack_approvals.state.private_server import ensure_private_server, stop_pri
 
 from . import cli_requests
 from .cli_support import EXIT_ERROR, fail, one_line, settings_or_exit
-from .settings import SettingsError
+from .logformat import configure_logging
+from .settings import SettingsError, load_log_format
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Slack-button approvals for Prefect flows, backed by Redis.")
 redis_app = typer.Typer(no_args_is_help=True, help="The private Redis used when REDIS_URL is unset.")
 app.add_typer(redis_app, name="redis")
+
+
+@app.callback()
+def _logging() -> None:
+    """Every command: log lines as APPROVALS_LOG_FORMAT says, from its first line on."""
+    try:
+        configure_logging(load_log_format())
+    except SettingsError as e:
+        raise fail(str(e)) from e
 policy_app = typer.Typer(no_args_is_help=True,
                          help="The approval policy: who approves what (APPROVALS_POLICY).")
 app.add_typer(policy_app, name="policy")
@@ -85,15 +95,24 @@ def bot(
     host: Annotated[str, typer.Option(help="Interface to listen on (HTTP mode).")] = "0.0.0.0",
 ) -> None:
     """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP at /slack/events."""
+    settings = settings_or_exit()
+    # Before Prefect loads: its logging config then keeps this root handler.
+    configure_logging(settings.approvals_log_format, logging.INFO)
     from functools import partial
 
+    from prometheus_client import CollectorRegistry
+
+    from slack_approvals.bot.metrics import MetricsServer
     from slack_approvals.bot.service import serve_http, serve_socket_mode
 
     from .launching import InProcessLauncher, default_launcher, emit_decision_event
     from .runtime import build_runtime
 
-    settings = settings_or_exit()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics_port = settings.approvals_metrics_port
+    if metrics_port is not None and settings.slack_app_token is None and metrics_port == port:
+        raise fail(f"APPROVALS_METRICS_PORT {metrics_port} is the bot's own --port: the metrics "
+                   "need a port of their own, never the public Slack endpoint")
+    registry = CollectorRegistry()
     from .policies import reload_on_sighup
 
     reload_on_sighup()  # SIGHUP re-reads the approval policy file, as a change of it does
@@ -101,17 +120,32 @@ def bot(
     socket_mode = settings.slack_app_token is not None
     try:
         runtime = build_runtime(settings, launcher=launcher, on_decision=emit_decision_event,
-                                socket_mode=socket_mode)
+                                socket_mode=socket_mode, registry=registry)
     except (BoltError, OSError) as e:  # Bolt checks the token with auth.test as it starts
         raise fail(slack_refusal(e, "SLACK_BOT_TOKEN", settings.slack_api_url)) from e
+    if metrics_port is not None:  # its thread ends with the process
+        try:
+            MetricsServer(registry, settings.approvals_metrics_host, metrics_port)
+        except OSError as e:
+            raise fail(f"could not serve metrics on {settings.approvals_metrics_host}:"
+                       f"{metrics_port} (APPROVALS_METRICS_PORT): {e}") from e
+        typer.echo(f"approvals bot: metrics on {settings.approvals_metrics_host}:{metrics_port}"
+                   "/metrics")
     # Runs in this process end with it: on SIGTERM their requests are cancelled with a reason.
     on_stop = (partial(launcher.stop, runtime.deps.closer)
                if isinstance(launcher, InProcessLauncher) else None)
     if settings.slack_app_token is not None:
         typer.echo("approvals bot: Socket Mode")
         try:
+            # The web approval page of mailed links needs an HTTP server of its own here.
+            from slack_approvals.bot.approval_page import page_app
+
+            page = page_app(runtime.pages) if settings.approvals_public_url else None
+            if page is not None:
+                typer.echo(f"approvals bot: approval page on {host}:{settings.approvals_web_port}")
             serve_socket_mode(runtime.app, settings.slack_app_token.get_secret_value(),
-                              runtime.deps, runtime.sweeper, on_stop)
+                              runtime.deps, runtime.sweeper, on_stop, page=page, page_host=host,
+                              page_port=settings.approvals_web_port)
         except (SlackApiError, OSError) as e:  # apps.connections.open refused the app token
             raise fail(slack_refusal(e, "SLACK_APP_TOKEN", settings.slack_api_url)) from e
     else:
@@ -138,6 +172,8 @@ def request(
     title: Annotated[str, typer.Option(help="What is being approved.")],
     approver: Annotated[list[str], typer.Option(help="Approver user id (repeatable).")] = [],  # noqa: B006
     group: Annotated[list[str], typer.Option(help="Approver user-group id (repeatable).")] = [],  # noqa: B006
+    email_approver: Annotated[list[str], typer.Option(
+        help="Approver outside Slack, asked by mail with approval links (repeatable).")] = [],  # noqa: B006
     summary: Annotated[str, typer.Option(help="Longer description, shown as typed.")] = "",
     fact: Annotated[list[str], typer.Option(help="label=value shown as a field (repeatable).")] = [],  # noqa: B006
     quorum: Annotated[int | None, typer.Option(help="Approvals needed (default 1).")] = None,
@@ -158,6 +194,8 @@ def request(
         help="After this long (4h) --escalate-to may vote too.")] = None,
     escalate_to: Annotated[list[str], typer.Option(
         help="User or user-group id eligible from --escalate-after on (repeatable).")] = [],  # noqa: B006
+    escalate_quorum: Annotated[int | None, typer.Option(
+        min=1, help="Approvals needed from --escalate-after on (default: --quorum).")] = None,
 ) -> None:
     """Post an approval request to Slack (and optionally wait for the decision).
 
@@ -167,7 +205,8 @@ def request(
                                  channel, timeout, timeout_outcome, requester, allow_self_approval,
                                  idempotency_key, wait, remind_every=remind_every,
                                  remind_limit=remind_limit, escalate_after=escalate_after,
-                                 escalate_to=escalate_to)
+                                 escalate_to=escalate_to, escalate_quorum=escalate_quorum,
+                                 email_approvers=email_approver)
 
 
 @app.command()
@@ -239,17 +278,13 @@ def run(
     show_help: Annotated[bool, typer.Option(
         "--help", "-h", help="Show this message; after a flow name, that flow's parameters.")] = False,
 ) -> None:
-    """Run one registered flow here and print its result (exit 1 if it fails).
+    """Start one registered flow: a deployment run when PREFECT_API_URL is set (a Prefect
+    worker or `approvals serve` runs it), else here, printing its result (exit 1 if it fails).
 
     `approvals run <flow> --help` lists the flow's parameters."""
     if extra:  # `approvals run deploy-approval version=2.4.0`
         raise fail(f"parameters go after -p: approvals run {flow} "
                    + " ".join(f"-p {pair}" for pair in extra))
-    if flow is not None and not show_help:
-        try:  # every flow posts to Slack: say so before Prefect even loads
-            settings_or_exit().bot_token()
-        except SettingsError as e:
-            raise fail(str(e)) from e
     from .cli_flows import flow_help, run_command  # Prefect loads only for the commands that need it
 
     if show_help:
@@ -267,6 +302,34 @@ def serve(limit: Annotated[int | None, typer.Option(help="Most flow runs at once
     from .cli_flows import serve_command
 
     serve_command(limit)
+
+
+@app.command("worker")
+def worker(
+    pool: Annotated[str, typer.Option(help="Prefect work pool to take flow runs from.")],
+    limit: Annotated[int | None, typer.Option(help="Most flow runs at once.")] = None,
+) -> None:
+    """A Prefect process worker for POOL whose SIGTERM hands its runs back to Prefect to be run
+    again (a stock `prefect worker` kills them)."""
+    from .cli_flows import worker_command
+
+    worker_command(pool, limit)
+
+
+@app.command("deploy")
+def deploy(
+    pool: Annotated[str, typer.Option(help="Prefect work pool (created as a process pool if missing).")],
+    result_storage: Annotated[str | None, typer.Option(
+        help="Prefect storage block every worker shares for results, e.g. "
+             "local-file-system/approvals-results.")] = None,
+    working_dir: Annotated[Path | None, typer.Option(
+        help="Absolute folder each run starts in on the worker (its .env and policy file).")] = None,
+) -> None:
+    """Deploy every registered flow as `<flow>/slack-approvals` to a work pool that
+    `prefect worker start --pool NAME --type process` serves; re-running updates them."""
+    from .cli_flows import deploy_command
+
+    deploy_command(pool, result_storage, working_dir)
 
 
 def main() -> None:

@@ -1,26 +1,28 @@
-"""`approvals run` and `approvals serve`: the registered flows from the command line."""
+"""`approvals run`, `approvals serve` and `approvals deploy`: the registered flows from the
+command line."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import httpx
 import typer
 from prefect.client.schemas.objects import State
-from prefect.deployments.runner import RunnerDeployment
 from prefect.flow_engine import run_flow_async
-from prefect.types.entrypoint import EntrypointType
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from slack_approvals.bot.launcher import LaunchError
 from slack_approvals.flows.errors import FlowsError
 from slack_approvals.flows.params import FlowParams
 from slack_approvals.flows.registry import (
-    DEPLOYMENT_NAME,
     REGISTRY,
     RegisteredFlow,
     get_flow,
@@ -30,10 +32,13 @@ from slack_approvals.flows.registry import (
 from slack_approvals.flows.services import BOOTSTRAP_ENV
 
 from .cli_support import EXIT_ERROR, fail, settings_or_exit
+from .deploying import BOOTSTRAP, DeployError, deploy_to_pool, pooled_deployments, served_deployments
 from .handing_back import serve_handing_back
-from .launching import install_services, prefect_api_url
+from .launching import DeploymentLauncher, deployment_mode, install_services, prefect_api_url
+from .settings import Settings, SettingsError
+from .working import WorkerError, run_worker
 
-BOOTSTRAP = "slack_approvals.approvals.launching:install_services_from_environment"
+CLI_REQUESTER = "cli"  # who a deployment run's tags name when APPROVALS_REQUESTER is unset
 
 
 async def run_locally(entry: RegisteredFlow, params: FlowParams) -> tuple[State[Any], Any]:
@@ -41,18 +46,6 @@ async def run_locally(entry: RegisteredFlow, params: FlowParams) -> tuple[State[
     state = await run_flow_async(entry.flow, parameters={"params": params}, return_type="state")
     assert isinstance(state, State)
     return state, await state.aresult(raise_on_failure=False)
-
-
-def served_deployments() -> list[RunnerDeployment]:
-    """Every registered flow as `<flow>/slack-approvals`, imported by module path in its run."""
-    deployments = []
-    for entry in REGISTRY.values():
-        deployment = entry.flow.to_deployment(name=DEPLOYMENT_NAME, description=entry.description,
-                                              tags=["slack-approvals"],
-                                              entrypoint_type=EntrypointType.MODULE_PATH)
-        assert isinstance(deployment, RunnerDeployment)  # no event loop here: built in place
-        deployments.append(deployment)
-    return deployments
 
 
 def show(result: object) -> str:
@@ -117,7 +110,9 @@ def flow_help(flow: str) -> None:
 
 
 def run_command(flow: str | None, param: list[str]) -> None:
-    """Run one registered flow here and print its result (exit 1 if it fails)."""
+    """With PREFECT_API_URL set, start a run of the flow's deployment (a worker or
+    `approvals serve` runs it) and print its id; without it, run the flow here and print its
+    result (exit 1 if it fails)."""
     if flow is None:
         for name, entry in sorted(REGISTRY.items()):
             typer.echo(f"{name:24} {entry.description}")
@@ -125,12 +120,20 @@ def run_command(flow: str | None, param: list[str]) -> None:
     settings = settings_or_exit()
     install_services(settings)  # first: parameter defaults come from it; connects on use only
     try:
-        entry, params = parse_params(flow, parse_pairs(param))
+        pairs = parse_pairs(param)
+        entry, params = parse_params(flow, pairs)
     except FlowsError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(EXIT_ERROR) from e
-    where = prefect_api_url() or "Prefect's temporary local server (PREFECT_API_URL is unset)"
-    typer.echo(f"running {entry.name} on {where}")
+    if deployment_mode():
+        start_deployment_run(settings, entry, pairs)
+        return
+    try:  # the flow posts to Slack from this process
+        settings.bot_token()
+    except SettingsError as e:
+        raise fail(str(e)) from e
+    typer.echo(f"{entry.name}: running in this process, on Prefect's temporary local server "
+               "(PREFECT_API_URL is unset)")
     typer.echo(f"parameters: {params.model_dump_json()}")
     state, result = asyncio.run(run_locally(entry, params))
     if not state.is_completed():
@@ -138,6 +141,19 @@ def run_command(flow: str | None, param: list[str]) -> None:
         raise typer.Exit(1)
     typer.echo(f"{entry.name} completed:")
     typer.echo(show(result))
+
+
+def start_deployment_run(settings: Settings, entry: RegisteredFlow, pairs: dict[str, str]) -> None:
+    """What `/approvals run` does: a run of `<flow>/slack-approvals`, validated first."""
+    launcher = DeploymentLauncher(settings.prefect_ui_url)
+    try:
+        launched = launcher.launch(entry.name, pairs,
+                                   requested_by=settings.approvals_requester or CLI_REQUESTER,
+                                   channel="")
+    except LaunchError as e:
+        raise fail(str(e)) from e
+    typer.echo(f"{entry.name}: {launched.where} on {prefect_api_url()}")
+    typer.echo(f"flow run {launched.flow_run_id}" + (f"  {launched.url}" if launched.url else ""))
 
 
 def serve_command(limit: int | None) -> None:
@@ -150,9 +166,69 @@ def serve_command(limit: int | None) -> None:
     if prefect_api_url() is None:
         typer.echo("warning: PREFECT_API_URL is unset, so the deployments live on a temporary "
                    "server that only this process can reach", err=True)
+    else:
+        try:
+            pooled = pooled_deployments()
+        except (httpx.HTTPError, OSError) as e:
+            raise fail(f"could not reach the Prefect server at {prefect_api_url()}: "
+                       f"{type(e).__name__}: {e}") from e
+        if pooled:
+            pools = ", ".join(sorted(set(pooled.values())))
+            raise fail(f"{len(pooled)} of these deployments are on work pool {pools} "
+                       "(`approvals deploy`), run by Prefect workers: serving them too would race "
+                       "the workers for every run. Use the workers, or delete those deployments "
+                       "(`prefect deployment delete <flow>/slack-approvals`) before serving")
     # SIGTERM (a restart) hands the running flow runs back to Prefect instead of cancelling
     # them; the next `approvals serve` runs them again and their gates wait on.
     handed_back = serve_handing_back(served_deployments(), limit)
     if handed_back:
         typer.echo(f"handed {len(handed_back)} flow run(s) back to Prefect to be run again: "
                    + ", ".join(str(run_id) for run_id in handed_back), err=True)
+
+
+def deploy_command(pool: str, result_storage: str | None, working_dir: Path | None) -> None:
+    """Every registered flow as `<flow>/slack-approvals` on a process work pool; say what."""
+    if prefect_api_url() is None:
+        raise fail("PREFECT_API_URL is unset: name the Prefect server the workers poll "
+                   "(e.g. PREFECT_API_URL=http://prefect.internal:4200/api)")
+    try:
+        report = deploy_to_pool(pool, result_storage=result_storage, working_dir=working_dir)
+    except DeployError as e:
+        raise fail(str(e)) from e
+    typer.echo(f"work pool {report.pool}: " + ("created (process)" if report.pool_created
+                                                else "exists (process)"))
+    for deployed in report.deployments:
+        typer.echo(f"{deployed.action:8} {deployed.name}")
+    env = report.job_variables.get("env", {})
+    typer.echo(f"on {prefect_api_url()}; each run's environment adds "
+               + " ".join(f"{k}={v}" for k, v in sorted(env.items()))
+               + (f"; working directory {report.job_variables['working_dir']}"
+                  if "working_dir" in report.job_variables else ""))
+    if any(d.action == "moved" for d in report.deployments):
+        typer.echo("warning: some deployments were `approvals serve`'s until now: stop every "
+                   "`approvals serve` on this Prefect server, or it races the workers", err=True)
+    if result_storage is None:
+        typer.echo("note: results persist where each worker's Prefect settings say "
+                   "(PREFECT_LOCAL_STORAGE_PATH, default ~/.prefect/storage): with workers on "
+                   "several machines pass --result-storage (see docs/production.md)", err=True)
+    typer.echo(f"start workers with: approvals worker --pool {report.pool} (or prefect worker "
+               f"start --pool {report.pool} --type process)")
+
+
+def worker_command(pool: str, limit: int | None) -> None:
+    """`prefect worker start --pool POOL --type process`, with SIGTERM handing runs back."""
+    if prefect_api_url() is None:
+        raise fail("PREFECT_API_URL is unset: name the Prefect server the worker polls")
+    if limit is not None and limit < 1:
+        raise fail("--limit must be at least 1")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code, handed_back = run_worker(pool, limit)
+    except WorkerError as e:
+        raise fail(str(e)) from e
+    if handed_back:
+        typer.echo(f"handed {len(handed_back)} flow run(s) back to Prefect to be run again: "
+                   + ", ".join(str(run_id) for run_id in handed_back), err=True)
+    if code:
+        raise typer.Exit(code)

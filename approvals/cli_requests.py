@@ -77,21 +77,26 @@ def request_command(
     requester: str | None, allow_self_approval: bool | None, idempotency_key: str | None,
     wait: bool, *, remind_every: str | None = None, remind_limit: int | None = None,
     escalate_after: str | None = None, escalate_to: Sequence[str] = (),
+    escalate_quorum: int | None = None,
+    email_approvers: Sequence[str] = (),
 ) -> None:
     """The approval policy routes the request (`--fact k=v` is what its rules match); the
     flags fill what no matching rule decides, and under `lock: true` may not name approvers."""
     if bool(escalate_after) != bool(escalate_to):
         raise fail("--escalate-after and --escalate-to go together")
+    if escalate_quorum is not None and not escalate_after:
+        raise fail("--escalate-quorum needs --escalate-after and --escalate-to")
     try:
         options: dict[str, object] = {
-            "approvers": approver or None, "approver_groups": group or None, "quorum": quorum,
+            "approvers": approver or None, "approver_groups": group or None,
+            "email_approvers": list(email_approvers) or None, "quorum": quorum,
             "channel": channel, "allow_self_approval": allow_self_approval,
             "timeout": parse_duration(timeout) if timeout is not None else None,
             "timeout_outcome": Outcome(timeout_outcome) if timeout_outcome is not None else None,
             "remind_every": parse_duration(remind_every) if remind_every is not None else None,
             "remind_limit": remind_limit,
-            "escalate": ([{"after": parse_duration(escalate_after), "to": list(escalate_to)}]
-                         if escalate_after else None),
+            "escalate": ([{"after": parse_duration(escalate_after), "to": list(escalate_to),
+                           "quorum": escalate_quorum}] if escalate_after else None),
         }
         draft = Draft(title=title, summary=summary, facts=parse_facts(fact),
                       requester=requester or settings.approvals_requester, options=options)
@@ -100,7 +105,7 @@ def request_command(
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "request"
-        raise fail(f"{where}: {first['msg']}") from e
+        raise fail(f"{where}: {str(first['msg']).removeprefix('Value error, ')}") from e
     except ValueError as e:
         raise fail(str(e)) from e
     # A request Slack would not post is cancelled, not left pending with no message.
@@ -160,7 +165,9 @@ def show_command(settings: Settings, request_id: str, as_json: bool) -> None:
         return
     console.print(Text.assemble((visible(request.spec.title), "bold"),
                                 f" ({request.id}): {request.status.value}"))
-    console.print(f"approvers: {', '.join(request.spec.approvers + request.spec.approver_groups) or 'anyone'}"
+    approvers = request.spec.approvers + request.spec.approver_groups + [
+        f"{address} (by mail)" for address in request.spec.email_approvers]
+    console.print(f"approvers: {', '.join(approvers) or 'anyone'}"
                   f"  quorum {request.spec.quorum}  deadline {request.deadline:%Y-%m-%d %H:%M:%S} UTC")
     for vote in request.votes:
         console.print(f"  {vote.at:%H:%M:%S} {vote.user} {vote.vote.value}")
@@ -181,8 +188,9 @@ def audit_command(settings: Settings, request_id: str, as_json: bool) -> None:
         return
     table = Table("time (UTC)", "event", "user", "detail", title=f"Audit of {request_id}")
     for event in events:
+        extra = event.model_extra or {}
         detail = " ".join(str(x) for x in (event.vote.value if event.vote else None,
-                                            event.reason) if x)
+                                            event.reason, extra.get("address")) if x)
         table.add_row(f"{event.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], plain(event.event),
                       plain(event.user or "-"), plain(detail))
     console.print(table)

@@ -163,8 +163,11 @@ def check_policy(requests: list[ApprovalRequest]) -> list[str]:
         expected = EXPECTED_STATUS[act.vote]
         if r.status.value != expected:
             problems.append(f"{r.spec.title} in {r.spec.channel}: {r.status.value}, expected {expected}")
-        elif act.vote != "wait" and (r.decision is None or r.decision.decided_by != act.user):
+        elif act.vote != "wait" and (r.decision is None or r.decision.decided_by not in (
+                act.user, f"mailto:{act.email}")):
             problems.append(f"{r.spec.title}: decided by the wrong person")
+        elif act.email and {v.user for v in r.votes} != {act.user, f"mailto:{act.email}"}:
+            problems.append(f"{r.spec.title}: expected votes from {act.user} and {act.email}")
     return problems
 
 
@@ -347,12 +350,15 @@ def write_approval_policy(settings: Settings, decision_timeout: timedelta) -> Pa
 
 def demo_settings(settings: Settings, sandbox: SandboxServer, redis_url: str, link: BotLink,
                   policy: Path) -> Settings:
-    """The user's settings, pointed at the sandbox, Redis and the demo's approval policy, with a
-    fast sweep so timeouts show."""
+    """The user's settings, pointed at the sandbox (its mail catcher too), Redis and the demo's
+    approval policy, with a fast sweep so timeouts show and mails go out at once."""
     return settings.model_copy(update={
         "slack_api_url": sandbox.api_url, "redis_url": redis_url,
         "slack_bot_token": _secret(DEMO_BOT_TOKEN), "slack_signing_secret": _secret(link.signing_secret),
         "approvals_sweep_seconds": 1.0, "approvals_policy": policy,
+        "approvals_smtp_url": _secret(sandbox.smtp_url),
+        "approvals_mail_from": "Approvals <approvals@sandbox.test>",
+        "approvals_public_url": f"http://127.0.0.1:{link.port}",
     })
 
 
@@ -371,6 +377,7 @@ def start_bot(stack: ExitStack, settings: Settings, sandbox: SandboxServer, link
     console.print(f"Sandbox Slack: [bold]{sandbox.url}/?user=U02FRANK&channel=C02FINANCE[/bold]"
                   "  (switch people in the sidebar)")
     console.print(f"Bot: {bot.url}/slack/events")
+    console.print(f"Inbox (mail to approvers outside Slack): {sandbox.url}/?tab=inbox")
     return DemoStack(settings, sandbox, runtime, runtime.deps.store,
                      People(runtime.deps.messenger.client))
 
@@ -381,7 +388,8 @@ def start_auto_clicker(stack: ExitStack, sandbox: SandboxServer, console: Consol
     clicker.start()
     stack.callback(clicker.stop)
     console.print("Auto mode: finance approves, engineering rejects, sales lets its "
-                  "request time out, the manager approves the deploy.")
+                  "request time out, the manager and the auditor (from the mailed link) approve "
+                  "the deploy.")
 
 
 class ScenarioRun:

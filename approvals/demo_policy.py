@@ -7,10 +7,13 @@ a person clicking in the page would.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+import httpx
 
 from slack_approvals.bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
 from slack_approvals.sandbox.driver import Driver
@@ -23,6 +26,12 @@ class Act:
     user: str
     vote: str  # "approve" | "reject" | "wait" (let the request time out)
     reason: str = ""
+    # An approver outside Slack who votes the same way from the mail's link.
+    email: str = ""
+
+
+# The deploy's second approver has no Slack account: asked by mail, approving from its link.
+AUDITOR = "auditor@example.com"
 
 
 # One rule per channel: finance approves, engineering rejects with a reason, sales lets its
@@ -31,7 +40,7 @@ POLICY: dict[str, Act] = {
     "C02FINANCE": Act("U02FRANK", "approve"),
     "C03ENG": Act("U03ERIN", "reject", "Cloud spend is 18% over the quarter's budget"),
     "C04SALES": Act("U05SARA", "wait"),
-    "C05DEPLOYS": Act("U01MAYA", "approve"),
+    "C05DEPLOYS": Act("U01MAYA", "approve", email=AUDITOR),
 }
 EXPECTED_STATUS = {"approve": "approved", "reject": "rejected", "wait": "timed_out"}
 
@@ -64,6 +73,8 @@ rules:
     match: {{flow: deploy-approval, params: {{environment: production}}}}
     channel: C05DEPLOYS
     approvers: [U01MAYA]
+    email_approvers: [{AUDITOR}]
+    quorum: 2
 """
 
 
@@ -82,6 +93,7 @@ class AutoClicker:
         self.sandbox = sandbox
         self.delay = delay
         self.acted: dict[str, Act] = {}
+        self.mailed: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="demo-auto-clicker", daemon=True)
 
@@ -97,8 +109,29 @@ class AutoClicker:
                               what="the reject modal")
         self.sandbox.submit_view(act.user, values={REASON_BLOCK: act.reason})
 
+    def _follow_mail(self, act: Act) -> None:
+        """Open each new mail's Approve link and confirm on the page, as the person would."""
+        for mail in self.sandbox.mails(act.email):
+            if mail.id in self.mailed:
+                continue
+            self.mailed.add(mail.id)
+            url = mail.link("/approve/")
+            with httpx.Client(timeout=10) as http:
+                page = http.get(url)
+                found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+                if found is None:
+                    log.error("auto-clicker: the approval page of mail %s shows no form", mail.id)
+                    continue
+                http.post(url, data={"csrf": found.group(1), "reason": ""})
+
     def _loop(self) -> None:
         while not self._stop.wait(self.delay):
+            for act in POLICY.values():
+                if act.email:
+                    try:
+                        self._follow_mail(act)
+                    except (httpx.HTTPError, ValueError) as e:
+                        log.error("auto-clicker could not follow a mailed link: %s", e)
             for channel, act in POLICY.items():
                 for message in self.sandbox.messages(channel):
                     request_id = _buttons(message)

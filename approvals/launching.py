@@ -2,7 +2,8 @@
 
     install_services(settings)      the flows' Redis and Slack clients and defaults, from settings
     InProcessLauncher               flow runs on one background event loop in this process
-    DeploymentLauncher              flow runs of the deployments `approvals serve` serves
+    DeploymentLauncher              flow runs of the deployments `approvals serve` or
+                                    `approvals deploy --pool` made (a worker or serve runs them)
     default_launcher(settings)      deployments when PREFECT_API_URL is set, else in-process
     gone_state(flow_run_id)         whether a run has ended or is being cancelled, asked briefly
     emit_decision_event(request)    the bot's hook after every final decision
@@ -21,6 +22,7 @@ from concurrent import futures
 from concurrent.futures import Future
 from typing import Any, Literal
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import run_deployment
@@ -70,7 +72,8 @@ def flow_config_from(settings: Settings) -> FlowConfig:
                       requester=settings.approvals_requester,
                       wait_slice_seconds=settings.approvals_wait_slice_seconds,
                       data_dir=settings.approvals_data_dir,
-                      redis_outage_seconds=settings.approvals_redis_outage_seconds)
+                      redis_outage_seconds=settings.approvals_redis_outage_seconds,
+                      hold_seconds=settings.approvals_hold_seconds)
 
 
 def services_factory(settings: Settings, redis_url: str | None = None) -> ServicesFactory:
@@ -169,7 +172,8 @@ class InProcessLauncher(_RegistryLaunching):
             while len(self._runs) > KEEP_RUNS:
                 self._runs.popitem(last=False)
         log.info("started %s as flow run %s for %s", entry.name, run_id, requested_by)
-        return Launched(flow_run_id=run_id, flow_name=entry.name, url=flow_run_url(self.ui_url, run_id))
+        return Launched(flow_run_id=run_id, flow_name=entry.name, url=flow_run_url(self.ui_url, run_id),
+                        run_name=flow_run.name)
 
     async def _run(self, entry: RegisteredFlow, flow_run: FlowRun, model: FlowParams) -> State[Any]:
         parameters = {"params": model}
@@ -260,7 +264,9 @@ class InProcessLauncher(_RegistryLaunching):
 
 
 class DeploymentLauncher(_RegistryLaunching):
-    """Creates flow runs of the deployments that `approvals serve` keeps running."""
+    """Creates flow runs of the deployments that `approvals serve` serves or that
+    `approvals deploy --pool` put on a work pool; whichever process picks a run up runs it,
+    so the run outlives the launcher (the bot, the CLI)."""
 
     def __init__(self, ui_url: str | None = None, deployment: str = DEPLOYMENT_NAME) -> None:
         self.ui_url = ui_url
@@ -268,16 +274,29 @@ class DeploymentLauncher(_RegistryLaunching):
 
     def launch(self, flow: str, params: Mapping[str, str], *, requested_by: str,
                channel: str) -> Launched:
-        entry, model = prepare(flow, params, requested_by, channel)
+        entry, model = prepare(flow, params, requested_by, channel)  # before anything starts
         name = f"{entry.flow.name}/{self.deployment}"
         try:
             flow_run = run_deployment(name, parameters=entry.parameters(model), timeout=0,
                                       tags=_tags(requested_by), as_subflow=False)
         except ObjectNotFound as e:
-            raise LaunchError(f"there is no deployment {name}: is `approvals serve` running?") from e
+            raise LaunchError(missing_deployment(name)) from e
+        except (httpx.HTTPError, OSError) as e:
+            raise LaunchError(f"could not reach the Prefect server at {prefect_api_url()}: "
+                              f"{type(e).__name__}: {e}") from e
         assert isinstance(flow_run, FlowRun)  # called from a thread, run_deployment answers in kind
         run_id = str(flow_run.id)
-        return Launched(flow_run_id=run_id, flow_name=entry.name, url=flow_run_url(self.ui_url, run_id))
+        log.info("started %s as deployment run %s (%s) for %s", name, flow_run.name, run_id,
+                 requested_by)
+        return Launched(flow_run_id=run_id, flow_name=entry.name, url=flow_run_url(self.ui_url, run_id),
+                        deployment=name, run_name=flow_run.name)
+
+
+def missing_deployment(name: str) -> str:
+    """What to do when a flow has no deployment yet on the server PREFECT_API_URL names."""
+    return (f"there is no deployment {name} on the Prefect server at {prefect_api_url()}: "
+            "create it with `approvals deploy --pool NAME` (run by Prefect workers) or keep "
+            "`approvals serve` running")
 
 
 def gone_state(flow_run_id: str) -> str | None:
@@ -303,8 +322,15 @@ def gone_state(flow_run_id: str) -> str | None:
 
 
 def prefect_api_url() -> str | None:
+    """PREFECT_API_URL (environment or Prefect profile); None means Prefect's temporary server."""
     url = get_current_settings().api.url
     return str(url) if url else None
+
+
+def deployment_mode() -> bool:
+    """Whether `approvals run` and `/approvals run` start deployment runs: whenever a Prefect
+    server is named, so runs outlive the process that started them."""
+    return prefect_api_url() is not None
 
 
 def default_launcher(settings: Settings, mode: LaunchMode = "auto") -> Launcher:
@@ -313,7 +339,7 @@ def default_launcher(settings: Settings, mode: LaunchMode = "auto") -> Launcher:
     install_services(settings)
     launcher: _RegistryLaunching
     if mode == "auto":
-        mode = "deployments" if prefect_api_url() else "in-process"
+        mode = "deployments" if deployment_mode() else "in-process"
     if mode == "deployments":
         launcher = DeploymentLauncher(settings.prefect_ui_url)
     else:

@@ -20,8 +20,9 @@ class ServerThread:
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port or free_port()
+        # log_config=None: its lines go through the process's own handlers (JSON too).
         config = uvicorn.Config(app, host=host, port=self.port, log_level="warning",
-                                access_log=False, timeout_graceful_shutdown=5)
+                                log_config=None, access_log=False, timeout_graceful_shutdown=5)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}",
                                        daemon=True)

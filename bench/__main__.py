@@ -22,7 +22,8 @@ from rich.table import Table
 
 from .common import DEFAULT_RESULTS_DIR, Mode, Result, read_result
 
-BENCHMARKS = ("click_to_resume", "ack_load", "waiting_gates", "fan_out", "memory", "reminders")
+BENCHMARKS = ("click_to_resume", "ack_load", "waiting_gates", "fan_out", "memory", "reminders",
+              "suspended_gates", "metrics", "email_links")
 
 
 def module(name: str) -> ModuleType:

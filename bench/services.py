@@ -170,12 +170,14 @@ class BotProcess:
     as a deployment would be; without one, Prefect would start a temporary server inside it.
     """
 
-    def __init__(self, api_url: str, redis_url: str, prefect_api_url: str) -> None:
+    def __init__(self, api_url: str, redis_url: str, prefect_api_url: str,
+                 settings: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="bench-bot-"))
         self.api_url = api_url
         self.redis_url = redis_url
         self.prefect_api_url = prefect_api_url
+        self.settings = settings or {}  # more APPROVALS_* settings, e.g. the metrics port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -197,6 +199,7 @@ class BotProcess:
             "REDIS_URL": self.redis_url,
             "APPROVALS_DATA_DIR": str(self.folder / "data"),
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+            **self.settings,
         })
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it
         # cwd is an empty folder so no developer `.env` leaks into the measured configuration.

@@ -184,7 +184,7 @@ def child_main() -> None:
 
         async def task_wait(request_id: str) -> bool:
             decision = await wait_for_decision(request_id, deadlines[request_id])
-            return bool(decision.approved)
+            return decision is not None and decision.approved  # None only past a hold window
 
         with flow_context(config) as run_all:
             asyncio.run(hold_waiters(config, task_wait, sys.stdout, run_all))

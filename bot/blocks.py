@@ -54,6 +54,7 @@ def approvers_text(request: ApprovalRequest) -> str:
     if spec.open_to_anyone:
         return "anyone in the channel"
     names = [mention(u) for u in spec.approvers] + [group_mention(g) for g in spec.approver_groups]
+    names += [f"{escape(address)} (by mail)" for address in spec.email_approvers]
     return ", ".join(names)
 
 
@@ -63,7 +64,8 @@ def people_text(people: Sequence[str]) -> str:
 
 
 def progress_text(request: ApprovalRequest) -> str:
-    quorum = request.spec.quorum
+    """`n of m approvals`, m being the quorum in force now (an escalation tier may change it)."""
+    quorum = request.quorum_at(datetime.now(UTC))
     noun = "approval" if quorum == 1 else "approvals"
     return f"{len(request.approvals)} of {quorum} {noun}"
 
@@ -176,6 +178,8 @@ def nudges_lines(request: ApprovalRequest) -> list[str]:
         nxt = spec.escalate[reached] if reached < len(spec.escalate) else None
         if nxt is not None and request.status is Status.PENDING:
             line += f"; next {people_text(nxt.to)} at {slack_date(request.created_at + nxt.after)}"
+            if nxt.quorum is not None:
+                line += f", then {nxt.quorum} approval{'' if nxt.quorum == 1 else 's'} needed"
         lines.append(line)
     return lines
 

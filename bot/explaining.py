@@ -18,7 +18,9 @@ def explanation_text(settled: Settled, flow: str | None, gate: str | None) -> st
     if settled.auto_approve is not None:
         return f"{head} *auto-approved*: {escape(settled.auto_approve)}"
     who = ", ".join([mention(u) for u in settled.approvers]
-                    + [group_mention(g) for g in settled.approver_groups]) or "anyone in the channel"
+                    + [group_mention(g) for g in settled.approver_groups]
+                    + [f"{escape(a)} (by mail)" for a in settled.email_approvers]
+                    ) or "anyone in the channel"
     channel = settled.channel or "the default channel"
     if channel.startswith(("C", "G")) and channel[1:].isalnum() and channel.isupper():
         channel = f"<#{channel}>"

@@ -19,6 +19,17 @@ class Launched:
     flow_run_id: str
     flow_name: str
     url: str | None = None
+    # Set for a run of a deployment (a worker or `approvals serve` runs it); None for a run
+    # in the launching process, which ends with that process.
+    deployment: str | None = None
+    run_name: str | None = None
+
+    @property
+    def where(self) -> str:
+        """Where the run runs, as the CLI and the Slack reply say it."""
+        if self.deployment is None:
+            return "running in this process"
+        return f"started deployment run {self.run_name or self.flow_run_id} of {self.deployment}"
 
 
 class Launcher(Protocol):

@@ -21,6 +21,9 @@ from .blocks import request_message
 log = logging.getLogger(__name__)
 
 SHOWN_REMEMBERED = 10_000  # requests whose last shown revision is kept, newest first
+DM_CHANNELS_REMEMBERED = 10_000  # users whose DM channel id is kept, newest first
+# Answers to a post in a remembered DM channel that say it is no longer the user's DM.
+STALE_DM = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 # Slack's answers that say "not now" rather than "never": the edit is worth trying again.
 PASSING_ERRORS = frozenset({"ratelimited", "fatal_error", "internal_error", "service_unavailable",
                             "request_timeout"})
@@ -46,6 +49,7 @@ class Messenger:
             weakref.WeakValueDictionary())
         self._guard = threading.Lock()
         self._shown: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
+        self._dm_channels: OrderedDict[str, str] = OrderedDict()
 
     def _lock(self, request_id: str) -> threading.Lock:
         with self._guard:
@@ -130,9 +134,25 @@ class Messenger:
                                      text=text)
 
     def direct_message(self, user: str, message: dict[str, Any]) -> tuple[str, str]:
-        """A message to one user in their DM with the bot (`im:write`)."""
+        """A message to one user in their DM with the bot (`im:write`). Slack opens the same
+        DM channel for a user every time, so its id is remembered: a reminder burst costs one
+        call a DM, not two. A post the remembered channel refuses opens it again."""
+        with self._guard:
+            channel = self._dm_channels.get(user)
+        if channel is not None:
+            try:
+                return self.post_message(channel, message)
+            except SlackApiError as e:
+                if e.response.get("error") not in STALE_DM:
+                    raise
         opened = self.client.conversations_open(users=user)
-        return self.post_message(str(opened["channel"]["id"]), message)
+        channel = str(opened["channel"]["id"])
+        with self._guard:
+            self._dm_channels[user] = channel
+            self._dm_channels.move_to_end(user)
+            while len(self._dm_channels) > DM_CHANNELS_REMEMBERED:
+                self._dm_channels.popitem(last=False)
+        return self.post_message(channel, message)
 
     def post_message(self, channel: str, message: dict[str, Any]) -> tuple[str, str]:
         """A message that is not a request's (the department roll-up): its channel id and ts."""

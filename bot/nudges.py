@@ -1,8 +1,11 @@
 """Reminders and escalation announcements: the bot's share of the scheduled actions.
 
     Nudger.run_due(kind)   claim what is due on the schedule, hold it in quiet hours, fire it
-                           once (state.store.fire) and tell people: a reply in the request's
-                           thread mentioning who has not voted, and a DM with the buttons
+                           once (state.store.fire_many, in bulk) and tell people: a reply in
+                           the request's thread mentioning who has not voted, and a DM with
+                           the buttons; a post Slack surely did not take is owed and resent
+    Nudger._settled        a tier that lowered the quorum to the approvals in closes the
+                           request (through the Closer) when its escalation comes due
 
 A vote from a DM counts like any other: the buttons carry only the request id, and the click
 handler edits the request's own message (its channel and ts are stored with the request).
@@ -11,16 +14,18 @@ handler edits the request's own message (its channel and ts are stored with the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import socket
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError
 
 from slack_approvals.state.closing import Closer
-from slack_approvals.state.errors import RequestNotFound
-from slack_approvals.state.models import ApprovalRequest
+from slack_approvals.state.models import ApprovalRequest, CloseStatus, RequestSpec
+from slack_approvals.state.plans import Fired, Owed
 from slack_approvals.state.store import ApprovalStore
 
 from .blocks import nudge_message, people_text
@@ -33,6 +38,10 @@ log = logging.getLogger(__name__)
 REMIND, ESCALATE = "remind", "escalate"
 CLAIM_LIMIT = 100
 SEND_WORKERS = 8
+# A reminder post Slack surely did not take is sent again, at most this many times.
+MAX_RESENDS = 3
+# `map` or a pool's: how the Slack calls of many requests are sent.
+Mapper = Callable[[Callable[[Fired], int], Iterable[Fired]], Iterator[int]]
 
 
 def waiting_on(request: ApprovalRequest, people: Iterable[str], groups: GroupResolver) -> list[str]:
@@ -69,57 +78,87 @@ class Nudger:
     # Quiet hours are judged by this clock; tests pass their own.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     workers: int = SEND_WORKERS
+    # When owed posts go out again: the sweeper sets its interval (the next sweep).
+    resend_after: timedelta = timedelta(seconds=5)
 
     def run_due(self, kind: str, limit: int = CLAIM_LIMIT) -> int:
         """Fire every due action of `kind` this bot claims, `limit` at a time until none is
-        left due, so each goes out within one sweep interval; returns how many fired."""
+        left due, so each goes out within one sweep interval; returns how many fired.
+
+        Redis is asked in bulk: per claim of `limit`, one round trip reads the specs, one fires
+        every script, one reschedules. The Slack calls of different requests go out `workers`
+        at a time (most of a reminder is waiting on Slack); each request's own in order."""
         fired = 0
-        # Most of a reminder is waiting on Slack: several go out at once.
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="nudge") as pool:
             while True:
                 claimed = self.store.claim(kind, limit)
-                fired += sum(pool.map(lambda request_id: self._fire_logged(kind, request_id),
-                                      claimed))
+                if claimed:
+                    fired += self._fire(kind, claimed, pool.map)
                 # A claimed entry moved a lease ahead (or was fired, held, removed): never
                 # taken again by this loop.
                 if len(claimed) < limit:
                     return fired
 
-    def _fire_logged(self, kind: str, request_id: str) -> int:
-        try:
-            return self._fire(kind, request_id)
-        except RequestNotFound:
-            return 0
-        except Exception:
-            # One request's Slack trouble must not hold back the others'.
-            log.exception("could not %s for %s", kind, request_id)
-            return 0
-
     def run_for(self, request_id: str) -> int:
         """Fire the due actions of one request, unclaimed: `approvals request --wait` does
         this for its own request when no bot may be running. The request's state still says
         what is due, so a bot sweeping too never sends the same reminder again."""
-        return self._fire(ESCALATE, request_id) + self._fire(REMIND, request_id)
+        return self._fire(ESCALATE, [request_id], map) + self._fire(REMIND, [request_id], map)
 
-    def _fire(self, kind: str, request_id: str) -> int:
-        request = self.store.get(request_id)
-        hours = request.spec.business_hours
-        if request.decision is None and hours is not None:
-            now = self.clock()
-            if not hours.is_open(now):
-                self.store.defer(kind, request_id, hours.next_open(now))
-                return 0
-        result = self.store.fire(kind, request_id)
-        if not result.fired or result.request is None:
+    def _fire(self, kind: str, request_ids: list[str], send: Mapper) -> int:
+        specs = self.store.read_specs(request_ids)
+        now = self.clock()
+        held: dict[str, datetime] = {}
+        ready: dict[str, RequestSpec] = {}
+        for request_id, spec in specs.items():
+            if kind == ESCALATE and self._settled(request_id, spec):
+                continue
+            hours = spec.business_hours
+            if hours is not None and not hours.is_open(now):
+                held[request_id] = hours.next_open(now)
+            else:
+                ready[request_id] = spec
+        self.store.defer_many(kind, held)
+        fired = [f for f in self.store.fire_many(kind, ready).values() if f.fired]
+        return sum(send(lambda f: self._tell_logged(kind, f), fired))
+
+    def _settled(self, request_id: str, spec: RequestSpec) -> bool:
+        """A tier that lowers the quorum to the approvals already counted approves the request
+        at its time, through the one close path (the message shows it, the flow wakes, the
+        audit says which tier). A decision, not an announcement: quiet hours do not hold it."""
+        if all(tier.quorum is None for tier in spec.escalate):
+            return False
+        return self.closer.settle(request_id).status is CloseStatus.CLOSED_NOW
+
+    def _tell_logged(self, kind: str, fired: Fired) -> int:
+        request = fired.request
+        if request is None:
             return 0
-        if kind == REMIND:
-            self.remind(result.request)
-        else:
-            self.escalate(result.request, result.request.escalated_to[
-                len(request.escalated_to):])
+        try:
+            if kind == REMIND:
+                owed = self.remind(request, fired.resend)
+                if owed is not None:
+                    self._owe(request, owed, fired.resend)
+            else:
+                self.escalate(request, [p for tier in request.spec.escalate[fired.before:fired.count]
+                                        for p in tier.to])
+        except Exception:
+            # One request's Slack trouble must not hold back the others'.
+            log.exception("could not %s for %s", kind, request.id)
+            return 0
         return 1
 
-    def remind(self, request: ApprovalRequest) -> None:
+    def _owe(self, request: ApprovalRequest, owed: Owed, resent: Owed | None) -> None:
+        """Posts Slack surely did not take go out again on a later sweep, a few times at most."""
+        tries = 1 if resent is None else resent.tries + 1
+        if tries > MAX_RESENDS:
+            log.warning("gave up reminding about %s after %d tries", request.id, tries)
+            return
+        self.store.owe(request, replace(owed, tries=tries), self.resend_after)
+
+    def remind(self, request: ApprovalRequest, only: Owed | None = None) -> Owed | None:
+        """The reminder the request's state counts (or, `only`, those of its posts that were
+        owed); returns the posts to send again, if any."""
         users = waiting_on(request, eligible_now(request), self.groups)
         n, limit = request.reminders_sent, request.spec.remind_limit
         if users:
@@ -127,7 +166,9 @@ class Nudger:
                     "waiting for your vote.")
         else:
             text = f":bell: Reminder {n} of {limit}: this request is still waiting for a decision."
-        self._tell(request, text, users)
+        if only is None:
+            return self._tell(request, text, users)
+        return self._tell(request, text, [u for u in users if u in only.users], only.thread)
 
     def escalate(self, request: ApprovalRequest, reached: list[str]) -> None:
         # The message shows "escalated to …" from now on.
@@ -137,14 +178,42 @@ class Nudger:
                 "reject this request.")
         self._tell(request, text, users)
 
-    def _tell(self, request: ApprovalRequest, text: str, users: list[str]) -> None:
-        if request.message_channel and request.message_ts:
-            self.messenger.reply_in_thread(request, text)
-        message = nudge_message(request, text)
+    def _tell(self, request: ApprovalRequest, text: str, users: list[str],
+              thread: bool = True) -> Owed | None:
+        """A reply in the request's thread and a DM to each of `users`; returns the posts
+        Slack surely did not take, for the caller to send again (None: all went out)."""
+        thread_owed = False
+        if thread and request.message_channel and request.message_ts:
+            try:
+                self.messenger.reply_in_thread(request, text)
+            except (SlackApiError, OSError) as e:
+                # Maybe posted (a timeout, a 5xx): not sent again; the DMs still go out.
+                thread_owed = surely_unsent(e)
+                log.warning("the thread reply about %s failed%s: %s", request.id,
+                            ", to be sent again" if thread_owed else "", e)
+        message = nudge_message(request, text) if users else {}
+        owed_users: list[str] = []
         for user in users:
             try:
                 self.messenger.direct_message(user, message)
-            except SlackApiError as e:
-                # One user who cannot be messaged (deactivated, blocked DMs) spares no one else.
-                log.warning("could not DM %s about %s: %s", mention(user), request.id,
-                            e.response.get("error"))
+            except (SlackApiError, OSError) as e:
+                # One user who cannot be messaged (deactivated, blocked DMs) spares no one.
+                if surely_unsent(e):
+                    owed_users.append(user)
+                log.warning("could not DM %s about %s%s: %s", mention(user), request.id,
+                            ", to be sent again" if surely_unsent(e) else "", e)
+        if thread_owed or owed_users:
+            return Owed(thread=thread_owed, users=tuple(owed_users))
+        return None
+
+
+def surely_unsent(error: Exception) -> bool:
+    """Slack did not post the message: it said so (rate limited, after the client's own
+    retries) or was never reached (refused connection, unknown host). A timeout or a 5xx may
+    have posted it, so those are not sent again: a reminder never goes out twice."""
+    if isinstance(error, SlackApiError):
+        return (getattr(error.response, "status_code", 200) == 429
+                or error.response.get("error") == "ratelimited")
+    if isinstance(error, URLError):
+        return isinstance(error.reason, ConnectionRefusedError | socket.gaierror)
+    return isinstance(error, ConnectionRefusedError | socket.gaierror)

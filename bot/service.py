@@ -6,15 +6,19 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk.socket_mode import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 from starlette.applications import Starlette
 
 from .deps import BotDeps
+from .metrics import BotMetrics, payload_kind
 from .sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,19 @@ def _drain(deps: BotDeps, sweeper: Sweeper, on_stop: StopHook | None) -> None:
         except Exception:
             log.exception("stopping: the stop hook failed")
     deps.background.shutdown(wait=True)
+
+
+class _TimedSocketModeHandler(SocketModeHandler):
+    """Times each envelope from its arrival to the ack sent back over the socket."""
+
+    def __init__(self, app: App, app_token: str, metrics: BotMetrics) -> None:
+        super().__init__(app, app_token)
+        self.metrics = metrics
+
+    def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        arrived = time.perf_counter()
+        super().handle(client, req)
+        self.metrics.acked(payload_kind(req.payload or {}), time.perf_counter() - arrived)
 
 
 class _GracefulServer(uvicorn.Server):
@@ -57,7 +74,9 @@ def serve_http(web_app: Starlette, deps: BotDeps, sweeper: Sweeper, host: str, p
                on_stop: StopHook | None = None) -> None:
     """On SIGTERM/SIGINT uvicorn stops accepting and lets in-flight requests finish; then the
     queued message edits run and the process exits 0."""
-    config = uvicorn.Config(web_app, host=host, port=port, log_level="warning",
+    # log_config=None: uvicorn's lines go through the handlers the process set up (JSON too),
+    # not a text handler of uvicorn's own.
+    config = uvicorn.Config(web_app, host=host, port=port, log_level="warning", log_config=None,
                             timeout_graceful_shutdown=10, access_log=False)
     sweeper.start()
     try:
@@ -67,8 +86,18 @@ def serve_http(web_app: Starlette, deps: BotDeps, sweeper: Sweeper, host: str, p
 
 
 def serve_socket_mode(app: App, app_token: str, deps: BotDeps, sweeper: Sweeper,
-                      on_stop: StopHook | None = None) -> None:
+                      on_stop: StopHook | None = None, page: Starlette | None = None,
+                      page_host: str = "0.0.0.0", page_port: int = 3000) -> None:
+    """`page`: the web approval page, which Socket Mode has no HTTP server for: served on
+    `page_port` in a thread of its own, stopped before the listener."""
     stop = threading.Event()
+    page_server: uvicorn.Server | None = None
+    page_thread: threading.Thread | None = None
+    if page is not None:
+        page_server = uvicorn.Server(uvicorn.Config(page, host=page_host, port=page_port,
+                                                    log_level="warning", access_log=False))
+        page_thread = threading.Thread(target=page_server.run, name="approval-page", daemon=True)
+        page_thread.start()
 
     def on_signal(signum: int, _: FrameType | None) -> None:
         log.warning("signal %s: stopping", signum)
@@ -76,11 +105,14 @@ def serve_socket_mode(app: App, app_token: str, deps: BotDeps, sweeper: Sweeper,
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    handler = SocketModeHandler(app, app_token)
+    handler = _TimedSocketModeHandler(app, app_token, deps.metrics)
     handler.connect()
     sweeper.start()
     try:
         stop.wait()
     finally:
+        if page_server is not None and page_thread is not None:
+            page_server.should_exit = True
+            page_thread.join(timeout=15)
         handler.close()
         _drain(deps, sweeper, on_stop)

@@ -8,11 +8,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 
+from slack_approvals.state.resuming import resume_due
+
 from .deps import BotDeps
+from .mailer import Mailer
 from .nudges import ESCALATE, REMIND, Nudger
 
 log = logging.getLogger(__name__)
@@ -20,10 +23,14 @@ log = logging.getLogger(__name__)
 
 class Sweeper:
     def __init__(self, deps: BotDeps, interval: float,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, mailer: Mailer | None = None) -> None:
         self.deps = deps
+        # Sends the mails to email approvers; None when no SMTP server is set up.
+        self.mailer = mailer
         self.interval = interval
-        self.nudger = Nudger(deps.store, deps.messenger, deps.groups, deps.closer)
+        # A reminder post Slack did not take goes out again at the next sweep.
+        self.nudger = Nudger(deps.store, deps.messenger, deps.groups, deps.closer,
+                             resend_after=timedelta(seconds=interval))
         if clock is not None:
             self.nudger.clock = clock
         self._stop = threading.Event()
@@ -36,6 +43,11 @@ class Sweeper:
         self.nudger.run_due(ESCALATE)
         self.nudger.run_due(REMIND)
         self.deps.messenger.refresh_stale()
+        # Suspended flow runs owed a resume (or watched while their request waits).
+        resume_due(self.deps.closer)
+        # Last: a slow mail server must not hold back deadlines and Slack edits.
+        if self.mailer is not None:
+            self.mailer.run_due()
         return closed
 
     def _loop(self) -> None:

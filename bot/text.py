@@ -29,6 +29,9 @@ def quote(text: str) -> str:
 
 
 def mention(user: str | None) -> str:
+    """A Slack user as a mention; an email approver (`mailto:<address>`) by their address."""
+    if user and user.startswith("mailto:"):
+        return escape(user[len("mailto:"):])
     return f"<@{user}>" if user else "the system"
 
 

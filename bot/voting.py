@@ -4,7 +4,9 @@ and the reject modal."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -27,13 +29,24 @@ class Clicker:
     from_home: bool = False
 
 
+def click_time(body: Mapping[str, Any]) -> float | None:
+    """When Slack saw the click (the action's `action_ts`, epoch seconds), if it says."""
+    actions = body.get("actions")
+    stamp = actions[0].get("action_ts") if isinstance(actions, list) and actions else None
+    try:
+        return float(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        return None
+
+
 def record_vote(deps: BotDeps, request_id: str, user: str, vote: Outcome,
-                reason: str | None) -> DecideResult:
+                reason: str | None, clicked_at: float | None = None) -> DecideResult:
     """The button's value only names the request; who may vote is judged from Redis.
 
     Slack's group membership is looked up only when the script refuses a user who is not
     named directly and the request names groups, so a named approver's click costs one
-    script and one read. Raises GroupLookupFailed when Slack could not list the groups."""
+    script and one read. Raises GroupLookupFailed when Slack could not list the groups.
+    `clicked_at` (click_time): a vote recorded is timed from it."""
     try:
         check_request_id(request_id)
     except InvalidRequest:
@@ -45,6 +58,8 @@ def record_vote(deps: BotDeps, request_id: str, user: str, vote: Outcome,
         groups = deps.groups.groups_of(user, request.spec.all_groups)
         if groups:
             result = deps.store.decide(request_id, user, vote, reason, groups=groups)
+    if clicked_at is not None and result.status.accepted:
+        deps.metrics.click_recorded(clicked_at)
     return result
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
@@ -17,8 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .approval_page import ApprovalPages
 from .deps import BotDeps
 from .inbound import MAX_BODY_BYTES, payload_problem, signed
+from .metrics import payload_kind
 
 EVENTS_PATH = "/slack/events"
 # A load balancer's health check does not retry: answer within its usual 3 s whatever Redis does.
@@ -52,8 +55,11 @@ async def _body_within(request: Request, limit: int) -> bytes:
 
 
 def build_web_app(app: App, deps: BotDeps, *, signing_secret: str,
-                  max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
+                  max_body_bytes: int = MAX_BODY_BYTES,
+                  pages: ApprovalPages | None = None) -> Starlette:
+    """`pages`: the web approval page of approval links, served beside /slack/events."""
     async def slack_events(request: Request) -> Response:
+        arrived = time.perf_counter()
         try:
             body = await _body_within(request, max_body_bytes)
         except _TooLarge:
@@ -65,7 +71,10 @@ def build_web_app(app: App, deps: BotDeps, *, signing_secret: str,
             log.warning("refused a signed request: %s", problem)
             return JSONResponse({"error": "malformed payload"}, status_code=400)
         # Bolt's App is blocking; a worker thread keeps the event loop free for other clicks.
-        bolt_response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+        bolt_request = to_bolt_request(request, body)
+        bolt_response = await run_in_threadpool(app.dispatch, bolt_request)
+        # The listeners ack once the vote is stored (process_before_response): this response is the ack.
+        deps.metrics.acked(payload_kind(bolt_request.body), time.perf_counter() - arrived)
         return to_starlette_response(bolt_response)
 
     async def healthz(_: Request) -> Response:
@@ -81,4 +90,5 @@ def build_web_app(app: App, deps: BotDeps, *, signing_secret: str,
     return Starlette(routes=[
         Route(EVENTS_PATH, slack_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *(pages.routes() if pages is not None else []),
     ])

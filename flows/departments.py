@@ -26,15 +26,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
 from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, RUN_ID
 from prefect.runtime import flow_run as current_flow_run
 from pydantic import BeforeValidator, Field, model_validator
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
 from slack_approvals.policy.routing import Settled
-from slack_approvals.state.models import Status
+from slack_approvals.state.models import ApprovalRequest, Status
 
-from .gates import SLACK_RETRY_POLICY, approval_gate, gate_draft
+from .errors import GatePending
+from .gates import SLACK_RETRY_POLICY, approval_gate, gate_draft, suspend_until_decided
 from .hooks import APPROVAL_HOOKS
 from .params import FlowParams, RequestedParams, split_commas
 from .results import FrozenModel, GateResult
@@ -127,7 +128,8 @@ def department_params(department: DepartmentSpec, period: str) -> dict[str, obje
     return {"period": period, "department": department.name}
 
 
-@flow(name="department-sign-off", flow_run_name="sign-off-{department.name}",
+@flow(name="department-sign-off", persist_result=True,
+      flow_run_name="sign-off-{department.name}",
       description="One department's figures, signed off by its approvers.", **APPROVAL_HOOKS)
 async def department_sign_off(department: DepartmentSpec, period: str,
                               requester: str | None = None,
@@ -141,7 +143,7 @@ async def department_sign_off(department: DepartmentSpec, period: str,
         facts={"Revenue": f"{figures.revenue:,.2f}", "Costs": f"{figures.costs:,.2f}",
                "Margin": f"{figures.margin:.1%}", "Headcount": str(figures.headcount)},
         requester=requester, key_scope=review_id, flow=FLOW,
-        params=department_params(department, period))
+        params=department_params(department, period), pending_in_child=True)
     return DepartmentResult(department=department.name, figures=figures,
                             gate=GateResult.of(gate, decision), started_at=started_at,
                             finished_at=datetime.now(UTC))
@@ -224,7 +226,8 @@ class Rollup:
                 "blocks": [b.to_dict() for b in blocks]}
 
 
-@task(name="post-rollup", cache_policy=NO_CACHE, **SLACK_RETRY_POLICY)
+# Once per run: a run resumed after a suspend finds the message it posted (persisted result).
+@task(name="post-rollup", cache_policy=RUN_ID, **SLACK_RETRY_POLICY)
 async def post_rollup(channel: str, message: dict[str, Any]) -> tuple[str, str]:
     return await asyncio.to_thread(services().board.post_message, channel, message)
 
@@ -234,7 +237,12 @@ async def update_rollup(channel: str, ts: str, message: dict[str, Any]) -> None:
     await asyncio.to_thread(services().board.update_message, channel, ts, message)
 
 
-@flow(name="department-review",
+def _requests(request_ids: list[str]) -> list[ApprovalRequest]:
+    store = services().store
+    return [store.get(request_id) for request_id in request_ids]
+
+
+@flow(name="department-review", persist_result=True,
       description="Every department signs off its figures at once; one roll-up shows them all.",
       **APPROVAL_HOOKS)
 async def department_review(params: DepartmentReviewParams | None = None) -> DepartmentReviewResult:
@@ -253,6 +261,8 @@ async def department_review(params: DepartmentReviewParams | None = None) -> Dep
             result = await department_sign_off(department, p.period, p.requester, review_id)
             rollup.record(result)
             return result
+        except GatePending:
+            raise  # still waiting: nothing to show
         except Exception:
             rollup.fail(department.name)
             raise
@@ -264,11 +274,23 @@ async def department_review(params: DepartmentReviewParams | None = None) -> Dep
                     versions["shown"] = versions["recorded"]
                     await update_rollup(channel, ts, rollup.message())
 
-    outcomes = await asyncio.gather(*(sign_off(d) for d in p.departments), return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
-    results = [o for o in outcomes if isinstance(o, DepartmentResult)]
+    # In a deployment run each child waits its hold window, then ends with GatePending; once
+    # every child has decided or ended so, this run suspends, and any decision resumes it. It
+    # re-enters from the top: decided children are reused (completed, results persisted), the
+    # others run afresh and find their requests (key_scope). In-process, children wait on.
+    done: dict[str, DepartmentResult] = {}
+    waiting = list(p.departments)
+    while waiting:
+        outcomes = await asyncio.gather(*(sign_off(d) for d in waiting), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, GatePending):
+                raise outcome
+        done.update({o.department: o for o in outcomes if isinstance(o, DepartmentResult)})
+        pending = [o.request_id for o in outcomes if isinstance(o, GatePending)]
+        waiting = [d for d in waiting if d.name not in done]
+        if pending:
+            await suspend_until_decided(await asyncio.to_thread(_requests, pending))
+    results = [done[d.name] for d in p.departments]
 
     def named(status: Status) -> list[str]:
         return [r.department for r in results if r.gate.status is status]

@@ -3,6 +3,8 @@
     FlowsError                    base of everything below
     ├── ServicesNotInstalled      no services factory was installed before a gate ran
     ├── DecisionPending           a gate's wait slice ended without a decision; Prefect retries it
+    ├── GatePending               a child flow's gate is past its hold window, still undecided:
+                                  its parent suspends (the child must not complete)
     ├── ApprovalRejected          a gate with raise_on_reject=True was rejected or timed out
     ├── RedisOutage               Redis stayed unreachable longer than a waiting gate's budget
     ├── FlowRunCancelled          the gate's own flow run was cancelled; it does not pass
@@ -37,6 +39,21 @@ class DecisionPending(FlowsError):
         super().__init__(f"request {request_id} is still pending (deadline {deadline:%Y-%m-%d %H:%M:%S} UTC)")
         self.request_id = request_id
         self.deadline = deadline
+
+
+class GatePending(FlowsError):
+    """Not a failure: a gate in a child flow waited out its hold window undecided. The child
+    ends (not Completed, so a re-run parent runs it again and it finds its request), and the
+    parent suspends until a decision resumes it (flows/departments.py)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id} is still pending past the hold window: the "
+                         "parent flow run suspends until it is decided")
+        self.request_id = request_id
+
+    def __reduce__(self) -> tuple[type[GatePending], tuple[str]]:
+        # Prefect persists a failed child's exception and raises it again in the parent.
+        return (GatePending, (self.request_id,))
 
 
 class ApprovalRejected(FlowsError):

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated
 
 from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as current_flow_run
 from pydantic import Field
 
@@ -131,7 +130,9 @@ def generate_records(rows: int, error_rate: float, seed: int) -> list[SalesRecor
     return records
 
 
-@task(name="extract-records", cache_policy=NO_CACHE)
+# Cached by its inputs within the run, its result persisted: a run resumed after a suspended
+# gate does not extract again.
+@task(name="extract-records")
 async def extract_records(rows: int, error_rate: float, seed: int) -> list[SalesRecord]:
     return generate_records(rows, error_rate, seed)
 
@@ -157,7 +158,8 @@ def check_record(record: SalesRecord) -> list[Problem]:
     return found
 
 
-@flow(name="validate-records", description="Split records into valid ones and problems.")
+@flow(name="validate-records", persist_result=True,
+      description="Split records into valid ones and problems.")
 async def validate_records(records: list[SalesRecord]) -> ValidationReport:
     valid, problems = [], []
     for record in records:
@@ -171,7 +173,8 @@ async def validate_records(records: list[SalesRecord]) -> ValidationReport:
 # -- calculate ---------------------------------------------------------------------------------
 
 
-@flow(name="calculate-statistics", description="Totals, mean, median and per-region figures.")
+@flow(name="calculate-statistics", persist_result=True,
+      description="Totals, mean, median and per-region figures.")
 async def calculate_statistics(records: list[SalesRecord]) -> Statistics:
     amounts = [r.amount for r in records if r.amount is not None]
     units = sum(r.quantity or 0 for r in records)
@@ -223,7 +226,8 @@ def write_batch(path: Path, records: list[SalesRecord], statistics: Statistics,
                       rows_in_batch=in_batch)
 
 
-@flow(name="save-to-database", description="Store valid records and their statistics in SQLite.")
+@flow(name="save-to-database", persist_result=True,
+      description="Store valid records and their statistics in SQLite.")
 async def save_to_database(records: list[SalesRecord], statistics: Statistics, database: str,
                            batch_id: str) -> SaveReport:
     return await asyncio.to_thread(write_batch, Path(database), records, statistics, batch_id)
@@ -232,7 +236,7 @@ async def save_to_database(records: list[SalesRecord], statistics: Statistics, d
 # -- the pipeline ------------------------------------------------------------------------------
 
 
-@flow(name="etl-pipeline",
+@flow(name="etl-pipeline", persist_result=True,
       description="Validate, summarise and store sales records; asks before storing dirty data.",
       **APPROVAL_HOOKS)
 async def etl_pipeline(params: EtlParams | None = None) -> EtlResult:

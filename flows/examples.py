@@ -26,7 +26,8 @@ class SimpleApprovalParams(RequestedParams):
     summary: Annotated[str, Field(max_length=3000)] = ""
 
 
-@flow(name="simple-approval", description="Ask once in Slack and return the decision.",
+@flow(name="simple-approval", persist_result=True,
+      description="Ask once in Slack and return the decision.",
       **APPROVAL_HOOKS)
 async def simple_approval(params: SimpleApprovalParams | None = None) -> GateResult:
     p = params or SimpleApprovalParams()
@@ -53,7 +54,7 @@ class PaymentResult(FrozenModel):
     paid: bool
 
 
-@flow(name="payment-approval",
+@flow(name="payment-approval", persist_result=True,
       description="A payment: auto-approved when small, one approver, two when large.",
       **APPROVAL_HOOKS)
 async def payment_approval(params: PaymentParams | None = None) -> PaymentResult:
@@ -82,7 +83,7 @@ class MultiStepResult(FrozenModel):
     stopped_at: str | None
 
 
-@flow(name="multi-step-approval",
+@flow(name="multi-step-approval", persist_result=True,
       description="Manager, then finance; stops at the first rejection.", **APPROVAL_HOOKS)
 async def multi_step_approval(params: MultiStepParams | None = None) -> MultiStepResult:
     p = params or MultiStepParams()

@@ -3,16 +3,24 @@
     approval_gate(gate, title, ...)   what a flow calls; runs both tasks, returns the Decision
     request_approval                  task: route by the approval policy, create (idempotent per
                                       flow run and gate), then post, or auto-approve or deny
-    wait_for_decision                 task: every attempt blocks on Redis for one slice, then
-                                      raises DecisionPending, the only exception it retries on
+    wait_for_decision                 task: every attempt blocks on Redis slice after slice for
+                                      up to ATTEMPT_SECONDS, then raises DecisionPending, the
+                                      only exception it retries on; past a hold window it
+                                      returns None instead
 
 A retried task or a re-run flow finds its request by the idempotency key
 `{flow run id}:{gate}` and edits the message it already posted instead of posting another.
+
+A gate in a deployment run waits in its process for the hold window (FlowConfig.hold_seconds),
+then suspends the run (Prefect's suspend_flow_run: the process exits); whoever records the
+decision resumes it (state/resuming.py), and the run re-enters the flow from the top, finds its
+request and reads the decision at once. Subflows and runs without a deployment wait in-process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import random
@@ -29,8 +37,9 @@ from prefect._internal.control_listener import get_intent
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import TerminationSignal
+from prefect.flow_runs import asuspend_flow_run
 from prefect.runtime import flow_run as current_flow_run
 from prefect.runtime import task_run as current_task_run
 from prefect.states import Cancelled
@@ -50,8 +59,9 @@ from slack_approvals.state.models import (
     Fact,
     Outcome,
 )
+from slack_approvals.state.resuming import WATCH_EVERY
 
-from .errors import ApprovalRejected, DecisionPending, FlowRunCancelled, RedisOutage
+from .errors import ApprovalRejected, DecisionPending, FlowRunCancelled, GatePending, RedisOutage
 from .hooks import cancel_request, hold, release
 from .services import flow_config, services
 
@@ -70,6 +80,14 @@ CLOCK_GRACE_SECONDS = 0.25
 CLOCK_SKEW_ALLOWANCE = timedelta(seconds=60)
 # Shorter than this left before the deadline is not worth a blocking call.
 MIN_WAIT_SECONDS = 0.005
+# One attempt of a waiting gate lasts at most this long. Only between attempts does Prefect
+# write (a state and its event); the Redis slices inside an attempt write nothing, so a gate
+# waiting an hour writes about 12 states instead of 360 (at 10 s slices).
+ATTEMPT_SECONDS = 300.0
+# Prefect fails a suspended run once its suspend times out. It lasts this much past the
+# request's deadline, so the deadline is always ours to apply (the sweeper closes the request
+# with its timeout outcome and resumes the run).
+SUSPEND_GRACE = timedelta(days=1)
 # While Redis is unreachable a gate tries again after 0.2 s, doubling up to 5 s (with jitter, so
 # gates that lost Redis together do not all knock at once when it comes back).
 OUTAGE_FIRST_BACKOFF = 0.2
@@ -225,14 +243,16 @@ async def _stop_cancelled_run(request_id: str) -> FlowRunCancelled:
     return FlowRunCancelled(request_id, current_flow_run.name or str(current_flow_run.id))
 
 
-async def _one_slice(request_id: str, deadline: datetime) -> Decision:
-    """Block on Redis until a decision or the end of the slice (never past the deadline); past
-    the deadline, apply the request's timeout outcome. Raises DecisionPending otherwise."""
+async def _one_slice(request_id: str, deadline: datetime, longest: float) -> Decision:
+    """Block on Redis until a decision or the end of the slice (never past the deadline nor
+    `longest` seconds); past the deadline, apply the request's timeout outcome. Raises
+    DecisionPending otherwise."""
     svc = services()
     async with svc.async_store() as store:
         remaining = _seconds_until(deadline)
         if remaining > MIN_WAIT_SECONDS:
-            decision = await store.wait(request_id, min(flow_config().wait_slice_seconds, remaining))
+            decision = await store.wait(request_id, max(min(flow_config().wait_slice_seconds,
+                                                            remaining, longest), MIN_WAIT_SECONDS))
             if decision is not None:
                 return decision
             if _seconds_until(deadline) > MIN_WAIT_SECONDS:
@@ -277,28 +297,90 @@ async def _until_redis_answers(request_id: str, error: Exception) -> None:
         return
 
 
-# The default covers the longest timeout even at 1 s slices; approval_gate sets the exact count.
+# The default covers the longest timeout; approval_gate sets the exact count.
 @task(name="wait-for-decision", task_run_name="wait-for-decision-{request_id}",
-      retries=wait_attempts(MAX_TIMEOUT, 1.0), retry_delay_seconds=0,
+      retries=wait_attempts(MAX_TIMEOUT, ATTEMPT_SECONDS), retry_delay_seconds=0,
       retry_condition_fn=only_pending, cache_policy=NO_CACHE)
-async def wait_for_decision(request_id: str, deadline: datetime) -> Decision:
-    """One attempt: one slice of waiting (see `_one_slice`).
+async def wait_for_decision(request_id: str, deadline: datetime,
+                            hold_until: datetime | None = None) -> Decision | None:
+    """One attempt: slices of waiting (see `_one_slice`) for up to ATTEMPT_SECONDS, then
+    DecisionPending (Prefect retries it); past `hold_until`, None: still pending.
 
     `deadline` is the request's, as request_approval read it: a slice reads Redis only
     inside `wait` (which sees a decision made before it started). A Redis outage (restart,
     failover) is waited out within the attempt, up to the configured budget, and the slice
-    then reads the decision it missed. A slice that ends pending first checks that the flow
-    run was not cancelled meanwhile (a cancel the run was never told of, e.g. across a
+    then reads the decision it missed. Each slice that ends pending checks that the flow
+    run was not cancelled meanwhile (a read; a cancel the run was never told of, e.g. across a
     Prefect server restart): a cancelled run cancels its request and stops."""
+    attempt_ends = time.monotonic() + ATTEMPT_SECONDS
     while True:
+        longest = attempt_ends - time.monotonic()
+        if hold_until is not None:
+            longest = min(longest, _seconds_until(hold_until))
         try:
-            return await _one_slice(request_id, deadline)
+            return await _one_slice(request_id, deadline, longest)
         except TRANSIENT_ERRORS as e:
             await _until_redis_answers(request_id, e)
         except DecisionPending:
             if await _run_cancelled():
                 raise await _stop_cancelled_run(request_id) from None
-            raise
+            if hold_until is not None and _seconds_until(hold_until) <= MIN_WAIT_SECONDS:
+                return None
+            if time.monotonic() >= attempt_ends:
+                raise
+
+
+def _hold_until(in_child: bool) -> datetime | None:
+    """When a gate here stops waiting in its process: only a deployment run's own flow code
+    can suspend (not a subflow, not inside a task). A gate of a child flow whose parent is a
+    deployment run stops too when `in_child` (its parent suspends). None: waits to the end."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or TaskRunContext.get() is not None:
+        return None
+    if context.flow_run.parent_task_run_id is not None:
+        if not in_child or current_flow_run.parent_deployment_id is None:
+            return None
+    elif context.flow_run.deployment_id is None:
+        return None
+    return datetime.now(UTC) + timedelta(seconds=flow_config().hold_seconds)
+
+
+async def suspend_until_decided(requests: Sequence[ApprovalRequest]) -> bool:
+    """Suspend this flow run until any of `requests` is decided; call it from the flow's own
+    code (not a task, not a subflow). First records, per request and atomically against its
+    decision, that this run is to be resumed. Returns False when one was decided first or
+    Prefect would not suspend (the caller reads the decisions and, if need be, waits on);
+    otherwise Prefect's Pause leaves the process and the run later re-enters from the top."""
+    logger = get_run_logger()
+    svc = services()
+    run_id = current_flow_run.id
+    if run_id is None or not requests:
+        return False
+    watch_at = datetime.now(UTC) + WATCH_EVERY
+    rounds = []
+    latest = datetime.now(UTC)
+    for request in requests:
+        suspending = await asyncio.to_thread(svc.store.suspend, request.id, run_id, watch_at)
+        if suspending is None:  # decided just now: the caller reads it
+            return False
+        rounds.append(f"{request.id}:{suspending[0]}")
+        latest = max(latest, suspending[1])
+    timeout = _seconds_until(latest) + SUSPEND_GRACE.total_seconds()
+    # A fresh key for each suspend (every request's round moved on): Prefect would pass a key
+    # it has seen straight through.
+    key = "approval:" + hashlib.sha256(",".join(sorted(rounds)).encode()).hexdigest()[:32]
+    logger.info("%d approval request(s) still pending (%s): suspending flow run %s until one is "
+                "decided", len(requests), ", ".join(r.id for r in requests), current_flow_run.name)
+    for request in requests:  # the process exits: its hooks no longer hold these requests
+        release(request.id, run_id, current_flow_run.root_flow_run_id)
+    try:
+        await asuspend_flow_run(timeout=int(timeout), key=key)
+    except Exception as e:  # e.g. the Prefect server is restarting: wait in the process
+        logger.warning("could not suspend flow run %s (%s); it waits in the process",
+                       current_flow_run.name, e)
+        for request in requests:
+            hold(request.id, run_id, current_flow_run.root_flow_run_id)
+    return False
 
 
 class GateOptions(TypedDict, total=False):
@@ -308,6 +390,7 @@ class GateOptions(TypedDict, total=False):
 
     approvers: Sequence[str] | None
     approver_groups: Sequence[str]
+    email_approvers: Sequence[str]  # people outside Slack, asked by mail with approval links
     channel: str | None
     timeout: timedelta
     timeout_outcome: Outcome
@@ -315,7 +398,7 @@ class GateOptions(TypedDict, total=False):
     allow_self_approval: bool
     remind_every: timedelta | None  # reminders to who has not voted, at most remind_limit
     remind_limit: int
-    escalate: Sequence[EscalationTier | Mapping[str, Any]]  # tiers of {after, to}
+    escalate: Sequence[EscalationTier | Mapping[str, Any]]  # tiers of {after, to, quorum?}
     business_hours: BusinessHours | Mapping[str, Any] | None  # when reminders may go out
     requester: str | None  # not routing: who asks; None: the installed default requester
 
@@ -344,6 +427,7 @@ async def approval_gate(
     key_scope: str | None = None,
     params: Mapping[str, object] | None = None,
     flow: str | None = None,
+    pending_in_child: bool = False,
     **options: Unpack[GateOptions],
 ) -> Decision:
     """Ask in Slack and wait for the answer; call it from an async flow.
@@ -358,18 +442,34 @@ async def approval_gate(
     A policy rule may auto-approve or deny: the Decision comes back at once.
     A rejection, a timeout and a cancel are returned as a Decision with approved=False, or
     raised as ApprovalRejected when `raise_on_reject` is set.
+    In a deployment run the gate waits in its process for the hold window, then suspends the
+    run. In a child flow (which Prefect never suspends), `pending_in_child` makes it raise
+    GatePending past the hold window instead, for a parent that suspends itself
+    (`suspend_until_decided`, as department-review does); without it a child waits on.
     """
     draft = gate_draft(title, summary=summary, facts=facts, params=params, flow=flow, **options)
     request = await request_approval(draft, gate, key_scope)
-    attempts = wait_attempts(request.deadline - datetime.now(UTC), flow_config().wait_slice_seconds)
-    try:
-        decision = await wait_for_decision.with_options(retries=attempts)(request.id, request.deadline)
-    except (asyncio.CancelledError, TerminationSignal):
-        # Prefect's cancel of a served run arrives as a signal with the intent "cancel"; a bare
-        # SIGTERM (a worker or `approvals serve` stopping) leaves the request for the re-run.
-        if get_intent() == "cancel":
-            cancel_request(request.id, _cancelled_reason())
-        raise
+    decision: Decision | None = None
+    while decision is None:
+        hold_until = _hold_until(pending_in_child)
+        attempts = wait_attempts(request.deadline - datetime.now(UTC), ATTEMPT_SECONDS)
+        try:
+            decision = await wait_for_decision.with_options(retries=attempts)(
+                request.id, request.deadline, hold_until)
+        except (asyncio.CancelledError, TerminationSignal):
+            # Prefect's cancel of a served run arrives as a signal with the intent "cancel"; a
+            # bare SIGTERM (a worker or `approvals serve` stopping) leaves the request for the
+            # re-run.
+            if get_intent() == "cancel":
+                cancel_request(request.id, _cancelled_reason())
+            raise
+        if decision is None and FlowRunContext.get() is not None and \
+                current_flow_run.parent_flow_run_id is not None:
+            # The child ends undecided (not Completed); its parent suspends.
+            release(request.id, current_flow_run.id, current_flow_run.root_flow_run_id)
+            raise GatePending(request.id)
+        if decision is None:
+            await suspend_until_decided([request])
     # Cancelled while the decision came in (or with the cancel lost on the way): never pass.
     if await _run_cancelled():
         raise await _stop_cancelled_run(request.id)

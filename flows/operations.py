@@ -69,7 +69,8 @@ class DeployResult(FrozenModel):
     deployed: Action | None
 
 
-@flow(name="deploy-approval", description="Deploy a version to an environment once approved.",
+@flow(name="deploy-approval", persist_result=True,
+      description="Deploy a version to an environment once approved.",
       **APPROVAL_HOOKS)
 async def deploy_approval(params: DeployParams | None = None) -> DeployResult:
     p = params or DeployParams()
@@ -102,7 +103,7 @@ class DestructiveResult(FrozenModel):
     performed: Action | None
 
 
-@flow(name="destructive-operation",
+@flow(name="destructive-operation", persist_result=True,
       description="An irreversible operation: two approvers, and never the requester.",
       **APPROVAL_HOOKS)
 async def destructive_operation(params: DestructiveParams | None = None) -> DestructiveResult:

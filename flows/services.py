@@ -44,12 +44,17 @@ class FlowConfig:
     data_dir: Path = Path(".data")
     # A waiting gate rides out a Redis outage (restart, failover) this long, then fails its run.
     redis_outage_seconds: float = 600.0
+    # A gate in a deployment run (not a subflow) waits this long in its process, then suspends
+    # the run, which leaves its process until the decision resumes it.
+    hold_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         if not 0 < self.wait_slice_seconds <= 300:
             raise ValueError("wait_slice_seconds: between 0 and 300 seconds")
         if not 0 <= self.redis_outage_seconds <= 86400:
             raise ValueError("redis_outage_seconds: between 0 and 86400 seconds")
+        if not 0 <= self.hold_seconds <= 86400:
+            raise ValueError("hold_seconds: between 0 and 86400 seconds")
 
 
 class SlackBoard(MessageBoard, Protocol):

@@ -1,7 +1,7 @@
 """The policy document: its YAML shape as pydantic models, parsed with each problem's line.
 
     version: 1
-    defaults: {channel, approvers, approver_groups, quorum, timeout, timeout_outcome,
+    defaults: {channel, approvers, approver_groups, email_approvers, quorum, timeout, timeout_outcome,
                allow_self_approval, remind_every, remind_limit, escalate, business_hours, lock}
     rules: [{name, match: {flow, gate, requester, params, facts}, <the keys of defaults>,
              auto_approve: reason, deny: reason}, ...]          first match wins
@@ -29,6 +29,7 @@ from slack_approvals.state.hours import BusinessHours
 from slack_approvals.state.models import (
     GROUP_ID_PATTERN,
     MAX_APPROVERS,
+    MAX_EMAIL_APPROVERS,
     MAX_GROUPS,
     MAX_REASON,
     MAX_REMINDERS,
@@ -37,6 +38,7 @@ from slack_approvals.state.models import (
     MIN_REMIND_EVERY,
     USER_ID_PATTERN,
     ChannelRef,
+    EmailAddress,
     EscalationTier,
     GroupId,
     Outcome,
@@ -87,6 +89,7 @@ Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Bef
                   Field(min_length=1, max_length=100)]
 Users = Annotated[list[UserId], BeforeValidator(_listed), Field(max_length=MAX_APPROVERS)]
 Groups = Annotated[list[GroupId], BeforeValidator(_listed), Field(max_length=MAX_GROUPS)]
+Emails = Annotated[list[EmailAddress], BeforeValidator(_listed), Field(max_length=MAX_EMAIL_APPROVERS)]
 Timeout = Annotated[timedelta, BeforeValidator(_timeout), Field(gt=timedelta(0), le=MAX_TIMEOUT)]
 RemindEvery = Annotated[timedelta, BeforeValidator(_timeout),
                         Field(ge=MIN_REMIND_EVERY, le=MAX_TIMEOUT)]
@@ -156,14 +159,16 @@ def _conditions_hold(conditions: Mapping[str, Condition], values: Mapping[str, o
 
 
 class Tier(_Strict):
-    """One escalation tier: `{after: 4h, to: [U…, S…]}`."""
+    """One escalation tier: `{after: 4h, to: [U…, S…], quorum: 1}`; `quorum` (optional) is the
+    approvals needed from the tier's time on."""
 
     after: Timeout
     to: Annotated[list[Annotated[str, Field(pattern=f"{USER_ID_PATTERN}|{GROUP_ID_PATTERN}")]],
                   BeforeValidator(_listed), Field(min_length=1, max_length=MAX_APPROVERS)]
+    quorum: Annotated[int, Field(ge=1, le=MAX_APPROVERS)] | None = None
 
     def as_spec(self) -> EscalationTier:
-        return EscalationTier(after=self.after, to=list(self.to))
+        return EscalationTier(after=self.after, to=list(self.to), quorum=self.quorum)
 
 
 class Keys(_Strict):
@@ -172,6 +177,7 @@ class Keys(_Strict):
     channel: ChannelRef | None = None
     approvers: Users | None = None
     approver_groups: Groups | None = None
+    email_approvers: Emails | None = None
     quorum: Annotated[int, Field(ge=1, le=MAX_APPROVERS)] | None = None
     timeout: Timeout | None = None
     timeout_outcome: Outcome | None = None
@@ -183,7 +189,8 @@ class Keys(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
-        for what, names in (("approvers", self.approvers), ("approver_groups", self.approver_groups)):
+        for what, names in (("approvers", self.approvers), ("approver_groups", self.approver_groups),
+                            ("email_approvers", self.email_approvers)):
             if names is not None and len(set(names)) != len(names):
                 raise ValueError(f"{what}: each is named once")
         return self
@@ -195,8 +202,9 @@ class Keys(_Strict):
         return decided
 
 
-ROUTING_KEYS = ("channel", "approvers", "approver_groups", "quorum", "timeout", "timeout_outcome",
-                "allow_self_approval", "remind_every", "remind_limit", "escalate", "business_hours")
+ROUTING_KEYS = ("channel", "approvers", "approver_groups", "email_approvers", "quorum", "timeout",
+                "timeout_outcome", "allow_self_approval", "remind_every", "remind_limit", "escalate",
+                "business_hours")
 
 
 class Defaults(Keys):
@@ -371,8 +379,11 @@ def _rule_problems(document: PolicyDocument, lines: Mapping[Path, int]) -> list[
         seen.setdefault(rule.name.casefold(), index)
         approvers = rule.approvers
         groups = rule.approver_groups
-        if approvers is None and groups is None:
+        emails = rule.email_approvers
+        if approvers is None and groups is None and emails is None:
             approvers, groups = document.defaults.approvers, document.defaults.approver_groups
+            emails = document.defaults.email_approvers
+        approvers = [*(approvers or []), *(emails or [])] or None
         quorum = rule.quorum if rule.quorum is not None else document.defaults.quorum
         if quorum is not None and approvers and not groups and quorum > len(approvers) \
                 and rule.auto_approve is None and rule.deny is None:
@@ -380,12 +391,43 @@ def _rule_problems(document: PolicyDocument, lines: Mapping[Path, int]) -> list[
             problems.append(Problem(_line_of(where, lines),
                                     f"rules[{index}].quorum: {quorum} approvals needed but only "
                                     f"{len(approvers)} approvers listed and no groups"))
+        if rule.auto_approve is None and rule.deny is None:
+            escalate = rule.escalate if rule.escalate is not None else document.defaults.escalate
+            at: Path = ("rules", index) if rule.escalate is None else ("rules", index, "escalate")
+            problems += _tier_quorum_problems(f"rules[{index}].escalate", at, escalate or [],
+                                              approvers, groups, lines)
     defaults = document.defaults
     if defaults.quorum and defaults.approvers and not defaults.approver_groups \
             and defaults.quorum > len(defaults.approvers):
         problems.append(Problem(_line_of(("defaults", "quorum"), lines),
                                 f"defaults.quorum: {defaults.quorum} approvals needed but only "
                                 f"{len(defaults.approvers)} approvers listed and no groups"))
+    problems += _tier_quorum_problems("defaults.escalate", ("defaults", "escalate"),
+                                      defaults.escalate or [], defaults.approvers,
+                                      defaults.approver_groups, lines)
+    return problems
+
+
+def _tier_quorum_problems(name: str, at: Path, tiers: list[Tier], approvers: list[str] | None,
+                          groups: list[str] | None, lines: Mapping[Path, int]) -> list[Problem]:
+    """A tier's quorum holds from its time until a later tier sets another: with no group
+    eligible by then, the approvers and those tiers' users must be able to reach it."""
+    problems = []
+    for k, tier in enumerate(tiers):
+        if tier.quorum is None or not approvers:
+            continue
+        end = next((j for j in range(k + 1, len(tiers)) if tiers[j].quorum is not None),
+                   len(tiers))
+        reach = tiers[:end]
+        if groups or any(p.startswith("S") for t in reach for p in t.to):
+            continue
+        people = len(set(approvers) | {p for t in reach for p in t.to})
+        if tier.quorum > people:
+            where = (*at, k, "quorum") if at[-1] == "escalate" else at
+            problems.append(Problem(_line_of(where, lines),
+                                    f"{name}[{k}].quorum: {tier.quorum} approvals needed from "
+                                    f"that tier on but only {people} approvers listed and no "
+                                    "groups"))
     return problems
 
 

@@ -74,6 +74,7 @@ def spec_of(draft: Draft, settled: Settled) -> RequestSpec:
     return RequestSpec(
         title=draft.title, summary=draft.summary, facts=list(draft.facts), requester=draft.requester,
         approvers=list(settled.approvers), approver_groups=list(settled.approver_groups),
+        email_approvers=list(settled.email_approvers),
         quorum=settled.quorum, allow_self_approval=settled.allow_self_approval,
         channel=settled.channel, timeout=settled.timeout, timeout_outcome=settled.timeout_outcome,
         flow_run_id=draft.flow_run_id, gate=draft.gate, policy_rule=settled.rule,

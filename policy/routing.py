@@ -22,9 +22,9 @@ from slack_approvals.state.models import EscalationTier, Outcome
 from .document import ROUTING_KEYS, Policy
 from .errors import ApproversLocked
 
-WHO = ("approvers", "approver_groups")
+WHO = ("approvers", "approver_groups", "email_approvers")
 # What a request gets when nobody decides a key (the same as RequestSpec's own defaults).
-BASE: Mapping[str, Any] = {"approvers": (), "approver_groups": (), "quorum": 1,
+BASE: Mapping[str, Any] = {"approvers": (), "approver_groups": (), "email_approvers": (), "quorum": 1,
                            "timeout": timedelta(hours=24), "timeout_outcome": Outcome.REJECT,
                            "allow_self_approval": False, "remind_every": None, "remind_limit": 3,
                            "escalate": (), "business_hours": None}
@@ -54,10 +54,12 @@ class Settled:
     remind_limit: int = 3
     escalate: tuple[EscalationTier, ...] = ()
     business_hours: BusinessHours | None = None
+    email_approvers: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"rule": self.rule, "policy_hash": self.policy_hash, "channel": self.channel,
                 "approvers": list(self.approvers), "approver_groups": list(self.approver_groups),
+                "email_approvers": list(self.email_approvers),
                 "quorum": self.quorum, "timeout": int(self.timeout.total_seconds()),
                 "timeout_outcome": self.timeout_outcome.value,
                 "allow_self_approval": self.allow_self_approval,
@@ -65,7 +67,8 @@ class Settled:
                 "remind_every": (None if self.remind_every is None
                                  else int(self.remind_every.total_seconds())),
                 "remind_limit": self.remind_limit,
-                "escalate": [{"after": int(t.after.total_seconds()), "to": t.to}
+                "escalate": [{"after": int(t.after.total_seconds()), "to": t.to,
+                              **({} if t.quorum is None else {"quorum": t.quorum})}
                              for t in self.escalate],
                 "business_hours": (None if self.business_hours is None
                                    else self.business_hours.model_dump(mode="json", by_alias=True))}

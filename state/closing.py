@@ -2,6 +2,7 @@
 
     MessageBoard        what closing needs of Slack: post a request, show it as it is now
     DecisionListener    told once of each final decision (the composition root emits events)
+    RunResumer          resumes a flow run suspended on a decided request (state/resuming.py)
     Closer              timeout, cancel and the flow's own decision: close in Redis, edit the
                         message, report the decision; the bot, the flows and the CLI all use it
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .models import ApprovalRequest, CloseResult, CloseStatus
+from .resuming import RunResumer, fire_resume
 from .store import ApprovalStore
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class Closer:
     store: ApprovalStore
     board: MessageBoard
     on_decision: DecisionListener | None = None
+    # Resumes a flow run suspended on a decided request (None: the bot's sweeper will).
+    resumer: RunResumer | None = None
 
     def announce(self, request: ApprovalRequest) -> None:
         """Show the request as it now is and, when it is decided, report the decision.
@@ -56,6 +60,11 @@ class Closer:
                 self.on_decision(request)
             except Exception:
                 log.exception("could not report the decision of %s", request.id)
+        if request.decision is not None and request.suspended_run and self.resumer is not None:
+            try:
+                fire_resume(self, request.id)
+            except Exception as e:  # it stays on the schedule; the sweeper tries again
+                log.warning("could not resume the run of %s now: %s", request.id, e)
 
     def _announced(self, closed: CloseResult) -> CloseResult:
         if closed.status is CloseStatus.CLOSED_NOW and closed.request is not None:
@@ -82,3 +91,8 @@ class Closer:
                 reason: str | None = None) -> CloseResult:
         """A decision the flow makes itself (auto-approval), with its reason in the audit."""
         return self._announced(self.store.resolve(request_id, approved, by, reason))
+
+    def settle(self, request_id: str) -> CloseResult:
+        """Approve a request an escalation tier's lower quorum has settled (the sweeper's
+        escalation does this, so the flow wakes without waiting for another vote)."""
+        return self._announced(self.store.settle(request_id))

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 
 DEFAULT_PREFIX = "approvals"
 # The kinds of scheduled action besides deadlines (which keep `pending_index`).
-SCHEDULE_KINDS = ("remind", "escalate")
+# `mail`: the mails to a request's email approvers, sent by a bot (bot/mailer.py).
+SCHEDULE_KINDS = ("remind", "escalate", "mail")
+# Resuming a suspended flow run: in the same schedule, but it outlives the request's close
+# (a decision is what makes it due), so closing never clears it.
+RESUME = "resume"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,15 @@ class KeySpace:
     def done(self, request_id: str) -> str:
         """List holding one token once the request is closed; waiters block on it with BLPOP."""
         return f"{self.prefix}:req:{{{request_id}}}:done"
+
+    def link(self, request_id: str, token_hash: str) -> str:
+        """Hash: one approval link (`voter`, `vote`, `used_ms` once used), under the SHA-256 of
+        its token: Redis never holds a token that would vote. Expires with its request."""
+        return f"{self.prefix}:req:{{{request_id}}}:link:{token_hash}"
+
+    def link_misses(self, client: str) -> str:
+        """String counter: wrong link tokens from one client address in the current minute."""
+        return f"{self.prefix}:link-misses:{client}"
 
     def request_keys(self, request_id: str) -> list[str]:
         """The KEYS of every request script, in the order the Lua header names them."""
@@ -83,7 +96,7 @@ class KeySpace:
         ahead, so another bot skips it and a crashed claimer's action comes due again; the
         request's state hash (`remind_due`, `esc_due`) says whether it is really due, so an
         action fires once however many claim it. Expires with its longest-lived request."""
-        if kind not in SCHEDULE_KINDS:
+        if kind not in SCHEDULE_KINDS and kind != RESUME:
             raise ValueError(f"no scheduled action of kind {kind!r}")
         return f"{self.prefix}:schedule:{kind}"
 

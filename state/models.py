@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -40,12 +41,29 @@ MAX_FACTS = 10
 MAX_REASON = 500
 MAX_APPROVERS = 50
 MAX_GROUPS = 10
+MAX_EMAIL_APPROVERS = 20
 MAX_TIMEOUT = timedelta(days=90)
 MAX_REMINDERS = 20
 MAX_TIERS = 5
 MIN_REMIND_EVERY = timedelta(seconds=1)
 
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
+# A mail address as a person types it: one @, no spaces, brackets, quotes or commas (nothing a
+# mail header could be split or folded on), a dotted domain; compared in lower case.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$"
+
+
+def _email_address(value: str) -> str:
+    address = value.strip().lower()
+    if len(address) > 254 or not re.match(EMAIL_PATTERN, address):
+        raise ValueError(f"{value!r} is not a mail address (like ann@example.com)")
+    return address
+
+
+EmailAddress = Annotated[str, AfterValidator(_email_address)]
+# An email approver votes as `mailto:<address>`: a voter id no Slack user id can spell.
+EMAIL_VOTER_PREFIX = "mailto:"
 GroupId = Annotated[str, StringConstraints(pattern=GROUP_ID_PATTERN)]
 ChannelRef = Annotated[str, StringConstraints(pattern=CHANNEL_PATTERN)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON)]
@@ -74,7 +92,7 @@ class DecideStatus(StrEnum):
     """What `decide` did; every refusal has its own member so the bot can say exactly why."""
 
     RECORDED = "recorded"  # vote counted, quorum not reached yet
-    APPROVED = "approved"  # this vote reached the quorum
+    APPROVED = "approved"  # this vote reached the quorum (or a tier's lower one was met before it)
     REJECTED = "rejected"  # this vote rejected the request
     UNKNOWN = "unknown"
     CLOSED = "closed"
@@ -109,13 +127,15 @@ class Fact(BaseModel):
 
 class EscalationTier(BaseModel):
     """After `after` (counted from the request's creation) the people in `to` (users and/or
-    user groups) may vote too; the quorum stays as it was."""
+    user groups) may vote too. `quorum`, when given, is the approvals needed from the tier's
+    time on (until a later tier sets another); without it the quorum stays as it was."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     after: Annotated[timedelta, Field(gt=timedelta(0), le=MAX_TIMEOUT)]
     to: Annotated[list[Annotated[str, StringConstraints(pattern=f"{USER_ID_PATTERN}|{GROUP_ID_PATTERN}")]],
                   Field(min_length=1, max_length=MAX_APPROVERS)]
+    quorum: Annotated[int, Field(ge=1, le=MAX_APPROVERS)] | None = None
 
     @property
     def users(self) -> list[str]:
@@ -137,6 +157,8 @@ class RequestSpec(BaseModel):
     requester: UserId | None = None
     approvers: Annotated[list[UserId], Field(max_length=MAX_APPROVERS)] = []
     approver_groups: Annotated[list[GroupId], Field(max_length=MAX_GROUPS)] = []
+    # People outside Slack: each gets a mail with approve / reject links (bot/mailer.py).
+    email_approvers: Annotated[list[EmailAddress], Field(max_length=MAX_EMAIL_APPROVERS)] = []
     quorum: Annotated[int, Field(ge=1, le=MAX_APPROVERS)] = 1
     allow_self_approval: bool = False
     channel: ChannelRef
@@ -166,11 +188,15 @@ class RequestSpec(BaseModel):
             raise ValueError("approvers: each user may be named once")
         if len(set(self.approver_groups)) != len(self.approver_groups):
             raise ValueError("approver_groups: each group may be named once")
+        if len(set(self.email_approvers)) != len(self.email_approvers):
+            raise ValueError("email_approvers: each address may be named once")
         # A stored spec is re-read long after its deadline, and may predate a newer rule.
         stored = bool(info.context and info.context.get("stored"))
         # Group sizes are unknown here, so the quorum can only be checked against named users.
-        if self.approvers and not self.all_groups and not stored:
+        if (self.approvers or self.email_approvers) and not self.all_groups and not stored:
             self._check_quorum_reachable()
+        if not stored:
+            self._check_tier_quorums()
         if self.deadline is not None:
             if self.deadline.tzinfo is None:
                 raise ValueError("deadline: must carry a time zone")
@@ -185,7 +211,8 @@ class RequestSpec(BaseModel):
         """Refuse a quorum the named approvers could never reach: a request that can only
         time out is a mistake to report now, not a day later. Escalation tiers' people count:
         they may approve from their tier's time on."""
-        people = list(dict.fromkeys([*self.approvers, *(u for t in self.escalate for u in t.users)]))
+        people = list(dict.fromkeys([*self.approvers, *(u for t in self.escalate for u in t.users),
+                                     *self.email_voters]))
         named = len(people)
         if self.quorum > named:
             raise ValueError(f"quorum: {self.quorum} approvals needed but only {named} "
@@ -199,9 +226,42 @@ class RequestSpec(BaseModel):
                     f"{self.requester} is one of them and may not approve their own request "
                     "(name another approver, lower the quorum or allow self-approval)")
 
+    def _check_tier_quorums(self) -> None:
+        """A tier's quorum holds from its time until a later tier sets another; those who may
+        vote meanwhile must be able to reach it. Like the spec's own quorum, it is checked only
+        while no user group is eligible, group sizes being unknown here."""
+        for index, tier in enumerate(self.escalate):
+            if tier.quorum is None:
+                continue
+            end = next((j for j in range(index + 1, len(self.escalate))
+                        if self.escalate[j].quorum is not None), len(self.escalate))
+            tiers = self.escalate[:end]
+            if self.approver_groups or any(t.groups for t in tiers):
+                continue
+            people = set(self.approvers) | set(self.email_voters)
+            people |= {u for t in tiers for u in t.users}
+            may = len(people) - (self.requester in people and not self.allow_self_approval)
+            if tier.quorum > may:
+                raise ValueError(
+                    f"escalate[{index}].quorum: {tier.quorum} approvals needed from that tier "
+                    f"on but only {may} of the people named may approve by then"
+                    + (f" (the requester {self.requester} may not approve their own request)"
+                       if may < len(people) else ""))
+
+    def quorum_with(self, tiers: int) -> int:
+        """The approvals needed once the first `tiers` escalation tiers have come: the latest
+        of them that sets a quorum, else the request's own."""
+        return next((t.quorum for t in reversed(self.escalate[:tiers]) if t.quorum is not None),
+                    self.quorum)
+
     @property
     def open_to_anyone(self) -> bool:
-        return not self.approvers and not self.approver_groups
+        return not self.approvers and not self.approver_groups and not self.email_approvers
+
+    @property
+    def email_voters(self) -> list[str]:
+        """The voter ids of the email approvers (`mailto:<address>`)."""
+        return [email_voter(address) for address in self.email_approvers]
 
     @property
     def all_groups(self) -> list[str]:
@@ -249,7 +309,12 @@ class ApprovalRequest(BaseModel):
     message_ts: str | None = None
     decision: Decision | None = None
     reminders_sent: int = 0
+    # Email voter (`mailto:<address>`) -> the Slack user the address belongs to: one voter.
+    aliases: dict[str, str] = {}
     tiers_reached: int = 0  # escalation tiers announced (a tier's people may vote once due)
+    # The flow run suspended while waiting on this request; whoever records the decision
+    # resumes it (state/resuming.py).
+    suspended_run: str | None = None
 
     @field_validator("spec", mode="wrap")
     @classmethod
@@ -269,6 +334,11 @@ class ApprovalRequest(BaseModel):
     def tiers_due(self, now: datetime) -> list[EscalationTier]:
         """The escalation tiers whose time has come by `now`, announced or not."""
         return [t for t in self.spec.escalate if self.created_at + t.after <= now]
+
+    def quorum_at(self, now: datetime) -> int:
+        """The approvals needed at `now`, by the tiers whose time has come (as decide.lua
+        judges it by the server's clock)."""
+        return self.spec.quorum_with(len(self.tiers_due(now)))
 
     @property
     def escalated_to(self) -> list[str]:
@@ -295,6 +365,7 @@ class ApprovalRequest(BaseModel):
         eligible = (
             self.spec.open_to_anyone
             or user in self.spec.approvers
+            or user in self.spec.email_voters
             or user in escalated
             or bool(set(self.spec.approver_groups) & set(groups))
             or bool(set(escalated) & set(groups))
@@ -338,6 +409,16 @@ class CloseResult(BaseModel):
 
     status: CloseStatus
     request: ApprovalRequest | None
+
+
+def email_voter(address: str) -> str:
+    """The voter id an email approver's links vote as."""
+    return EMAIL_VOTER_PREFIX + address.strip().lower()
+
+
+def email_of(voter: str) -> str | None:
+    """The address of an email voter id, or None for a Slack user."""
+    return voter[len(EMAIL_VOTER_PREFIX):] if voter.startswith(EMAIL_VOTER_PREFIX) else None
 
 
 def ms_to_datetime(ms: int) -> datetime:

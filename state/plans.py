@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import CorruptRecord, InvalidRequest, RequestNotFound
-from .keys import SCHEDULE_KINDS, KeySpace
+from .keys import RESUME, SCHEDULE_KINDS, KeySpace
 from .models import (
     GROUP_ID_PATTERN,
     ID_ALPHABET,
@@ -37,6 +37,8 @@ from .models import (
     RequestSpec,
     Status,
     Vote,
+    email_of,
+    email_voter,
     ms_to_datetime,
 )
 
@@ -49,13 +51,35 @@ DEFAULT_LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
+class Owed:
+    """The posts of a reminder that Slack surely did not take (it said so, or was never
+    reached): the thread reply and/or the DMs of these users, sent again on a later sweep."""
+
+    thread: bool
+    users: tuple[str, ...]
+    tries: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps({"thread": self.thread, "users": list(self.users), "tries": self.tries})
+
+    @classmethod
+    def from_json(cls, text: str) -> Owed:
+        data = json.loads(text)
+        return cls(thread=bool(data["thread"]), users=tuple(data["users"]),
+                   tries=int(data["tries"]))
+
+
+@dataclass(frozen=True)
 class Fired:
-    """What `fire` did: `count` is the reminders sent or tiers reached so far; `request` is
-    the request as it is now (None when it is gone)."""
+    """What `fire` did: `count` is the reminders sent or tiers reached so far (`before`: until
+    this fire); `request` is the request as it is now (None when it is gone). `resend`: not a
+    new reminder but the owed posts of the last one."""
 
     fired: bool
     count: int
     request: ApprovalRequest | None
+    before: int = 0
+    resend: Owed | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +105,15 @@ class Batch:
     calls: list[Call]
 
 
-Step = Call | RunScript | Batch
+@dataclass(frozen=True)
+class Scripts:
+    """Scripts of different requests sent in one round trip (a non-transactional pipeline):
+    each stays atomic, and the keys of each share one hash slot, so a cluster takes them too."""
+
+    scripts: list[RunScript]
+
+
+Step = Call | RunScript | Batch | Scripts
 Plan = Generator[Step, Any, Any]
 
 
@@ -138,16 +170,26 @@ def _check_reason(reason: str | None) -> str:
     return reason
 
 
+def _fire_reply(reply: list[Any]) -> tuple[int, str, int]:
+    """fire.lua's answer as (count, next due ms or '', count before)."""
+    if reply[0] in ("fired", "resend"):
+        return int(reply[1]), reply[2], int(reply[3])
+    return 0, reply[1] if reply[0] == "not_due" else "", 0
+
+
 def _to_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def parse_request(request_id: str, spec_json: str | None, state: Mapping[str, str]) -> ApprovalRequest:
-    """Rebuild a request from Redis, refusing anything the store could not have written."""
+def parse_request(request_id: str, spec_json: str | RequestSpec | None,
+                  state: Mapping[str, str]) -> ApprovalRequest:
+    """Rebuild a request from Redis, refusing anything the store could not have written (a
+    spec already parsed from it is taken as it is)."""
     if spec_json is None or not state:
         raise RequestNotFound(request_id)
     try:
-        spec = RequestSpec.model_validate_json(spec_json, context={"stored": True})
+        spec = (spec_json if isinstance(spec_json, RequestSpec)
+                else RequestSpec.model_validate_json(spec_json, context={"stored": True}))
         status = Status(state["status"])
         votes = sorted(
             (
@@ -181,6 +223,8 @@ def parse_request(request_id: str, spec_json: str | None, state: Mapping[str, st
             decision=decision,
             reminders_sent=int(state.get("reminders", 0)),
             tiers_reached=int(state.get("tiers_reached", 0)),
+            aliases={name[6:]: value for name, value in state.items() if name.startswith("alias:")},
+            suspended_run=state.get("resume_run"),
         )
     except (KeyError, ValueError, IndexError, ValidationError) as e:
         raise CorruptRecord(f"request {request_id}: stored data is invalid ({e})") from e
@@ -369,14 +413,16 @@ class Plans:
             deadline_ms,
             self.retention_ms,
             "1" if spec.open_to_anyone else "0",
-            len(spec.approvers), *spec.approvers,
+            # Email approvers are eligible as `mailto:<address>`, beside the Slack users.
+            len(spec.approvers) + len(spec.email_voters), *spec.approvers, *spec.email_voters,
             len(spec.approver_groups), *spec.approver_groups,
             "" if spec.remind_every is None else int(spec.remind_every.total_seconds() * 1000),
             spec.remind_limit,
             len(spec.escalate),
         ]
         for tier in spec.escalate:
-            args += [int(tier.after.total_seconds() * 1000), len(tier.to), *tier.to]
+            args += [int(tier.after.total_seconds() * 1000),
+                     "" if tier.quorum is None else tier.quorum, len(tier.to), *tier.to]
         status, deadline, remind_due, esc_due = yield RunScript(
             "create", self.keys.request_keys(request_id), args)
         if status == "deadline_past":
@@ -403,6 +449,10 @@ class Plans:
                     # NX: a retried create must not pull back an entry a claim moved ahead.
                     calls.append(Call("zadd", (self.keys.schedule(kind), {request_id: int(due)}),
                                       {"nx": True}))
+            if spec.email_approvers:
+                # Due at once; NX as above. A bot's sweeper sends the mails (bot/mailer.py).
+                calls.append(Call("zadd", (self.keys.schedule("mail"),
+                                           {request_id: _to_ms(request.created_at)}), {"nx": True}))
             indexes = [c.args[0] for c in calls]
             for index in indexes:
                 calls += [Call("pexpireat", (index, expire_at), {"nx": True}),
@@ -423,7 +473,84 @@ class Plans:
         args: list[str | int] = [user, vote.value, _check_reason(reason), self.retention_ms,
                                  *_check_groups(groups)]
         raw_status, _ = yield RunScript("decide", self.keys.request_keys(request_id), args)
+        return (yield from self._after_vote(request_id, user, DecideStatus(raw_status)))
+
+    def redeem(self, request_id: str, token_hash: str, reason: str | None) -> Plan:
+        """A vote through an approval link (the link names the voter and the vote); returns
+        `(link_status, DecideResult | None)`: `"link_unknown"`, `"link_used"` (with the
+        request as it is) or `"ok"` with decide's answer. Same rules, same follow-up as decide."""
+        check_request_id(request_id)
+        if not re.fullmatch(r"[0-9a-f]{64}", token_hash):
+            raise InvalidRequest("token hash: expected 64 hex digits")
+        args: list[str | int] = ["", "", _check_reason(reason), self.retention_ms]
+        keys = [*self.keys.request_keys(request_id), self.keys.link(request_id, token_hash)]
+        raw_status, _ = yield RunScript("redeem", keys, args)
+        if raw_status in ("link_unknown", "link_used"):
+            return raw_status, None
         status = DecideStatus(raw_status)
+        voter = yield Call("hget", (self.keys.link(request_id, token_hash), "used_by"))
+        return "ok", (yield from self._after_vote(request_id, voter or "", status))
+
+    # -- mail to email approvers (claimed from schedule("mail") like any scheduled action) ---
+
+    def mail_begin(self, request_id: str, address: str, slack_user: str | None,
+                   token_hashes: tuple[str, str], lease: timedelta = DEFAULT_LEASE) -> Plan:
+        """Take the send of one approver's mail for `lease`, record the Slack user the address
+        belongs to, and write its approve and reject links (by their tokens' hashes). Returns
+        `("go", deadline)` or `(status, None)`: unknown, closed, not_approver, done, busy."""
+        check_request_id(request_id)
+        voter = email_voter(address)
+        if slack_user is not None:
+            _check_user(slack_user, "slack user")
+        for token_hash in token_hashes:
+            if not re.fullmatch(r"[0-9a-f]{64}", token_hash):
+                raise InvalidRequest("token hash: expected 64 hex digits")
+        keys = [*self.keys.request_keys(request_id),
+                *(self.keys.link(request_id, h) for h in token_hashes)]
+        reply = yield RunScript("mail", keys, ["begin", email_of(voter) or "", self.retention_ms,
+                                              max(int(lease.total_seconds() * 1000), 1),
+                                              slack_user or ""])
+        if reply[0] == "go":
+            return "go", ms_to_datetime(int(reply[1]))
+        return reply[0], None
+
+    def mail_end(self, request_id: str, address: str, error: str | None = None,
+                 final: bool = False) -> Plan:
+        """The mail went out (`error` None), or failed: for good when `final`, else it is sent
+        again at a later claim. Either way the audit says so."""
+        check_request_id(request_id)
+        address = email_of(email_voter(address)) or ""
+        args: list[str | int] = (["sent", address, self.retention_ms] if error is None else
+                                 ["failed", address, self.retention_ms, error[:MAX_REASON],
+                                  "1" if final else "0"])
+        yield RunScript("mail", self.keys.request_keys(request_id), args)
+
+    def mail_next(self, request_id: str, at: datetime | None) -> Plan:
+        """Claim the request's mails again at `at` (some are left to send), or never (None)."""
+        check_request_id(request_id)
+        schedule = self.keys.schedule("mail")
+        if at is None:
+            yield Call("zrem", (schedule, request_id))
+        else:
+            yield Call("zadd", (schedule, {request_id: _to_ms(at)}), {"xx": True})
+
+    def link_misses(self, client: str, add: bool) -> Plan:
+        """Wrong link tokens from `client` this minute, after counting one more when `add`."""
+        key = self.keys.link_misses(client[:64])
+        if not add:
+            count = yield Call("get", (key,))
+            return int(count or 0)
+        # The window starts at the first miss: a minute later the client may try again.
+        count, _ = yield Batch([Call("incr", (key,)), Call("pexpire", (key, 60_000), {"nx": True})])
+        return int(count)
+
+    def link(self, request_id: str, token_hash: str) -> Plan:
+        """A link's record (`voter`, `vote`, `used_ms`, `used_by`), or None when there is none."""
+        check_request_id(request_id)
+        record = yield Call("hgetall", (self.keys.link(request_id, token_hash),))
+        return dict(record) or None
+
+    def _after_vote(self, request_id: str, user: str, status: DecideStatus) -> Plan:
         if status is DecideStatus.UNKNOWN:
             return DecideResult(status=status, request=None)
         request = yield from self._read(request_id)
@@ -434,9 +561,12 @@ class Plans:
                      Call("pexpire", (history, self.retention_ms)),
                      # It no longer waits for this user, whatever else happens to it.
                      Call("zrem", (self.keys.pending_by_approver(user), request_id))]
+            if not any(v.user == user for v in request.votes):
+                calls = []  # approved by a tier's lower quorum before this vote counted
             if status is not DecideStatus.RECORDED:
                 calls += [Call("zrem", (index, request_id))
                           for index in self.indexes_of(request.spec) + self.schedules()]
+                calls += self._resume_now(request)
             yield Batch(calls)
         return DecideResult(status=status, request=request)
 
@@ -451,8 +581,11 @@ class Plans:
             return CloseResult(status=status, request=None)
         request = yield from self._read(request_id)
         if status in (CloseStatus.CLOSED_NOW, CloseStatus.ALREADY_CLOSED):
-            yield Batch([Call("zrem", (index, request_id))
-                         for index in self.indexes_of(request.spec) + self.schedules()])
+            calls = [Call("zrem", (index, request_id))
+                     for index in self.indexes_of(request.spec) + self.schedules()]
+            if status is CloseStatus.CLOSED_NOW:
+                calls += self._resume_now(request)
+            yield Batch(calls)
         return CloseResult(status=status, request=request)
 
     def cancel(self, request_id: str, user: str | None, reason: str | None, force: bool) -> Plan:
@@ -468,6 +601,12 @@ class Plans:
         status = Status.APPROVED if approved else Status.REJECTED
         return (yield from self._close(request_id, "resolve", who, _check_reason(reason),
                                        resolve_status=status.value))
+
+    def settle(self, request_id: str) -> Plan:
+        """Approve a request whose escalation tier lowered the quorum to the approvals already
+        counted (by the server's clock); NOT_DUE when no tier's quorum is met."""
+        check_request_id(request_id)
+        return (yield from self._close(request_id, "settle", "", ""))
 
     def expire(self, request_id: str) -> Plan:
         check_request_id(request_id)
@@ -505,10 +644,7 @@ class Plans:
         schedule = self.keys.schedule(kind)
         reply = yield RunScript("fire", self.keys.request_keys(request_id), [kind])
         status = reply[0]
-        if status == "fired":
-            count, next_due = int(reply[1]), reply[2]
-        else:
-            count, next_due = 0, reply[1] if status == "not_due" else ""
+        count, next_due, before = _fire_reply(reply)
         # The schedule follows the state: the next due time, or no entry at all.
         if next_due:
             yield Call("zadd", (schedule, {request_id: int(next_due)}))
@@ -518,10 +654,77 @@ class Plans:
             return Fired(fired=False, count=0, request=None)
         request = yield from self._read(request_id)
         if status == "fired" and kind == "escalate" and request.status is Status.PENDING:
-            yield from self._list_escalated(request)
-        return Fired(fired=status == "fired", count=count, request=request)
+            calls = self._list_escalated(request)
+            if calls:
+                yield Batch(calls)
+        resend = Owed.from_json(reply[5]) if status == "resend" else None
+        return Fired(fired=status in ("fired", "resend"), count=count, request=request,
+                     before=before, resend=resend)
 
-    def _list_escalated(self, request: ApprovalRequest) -> Plan:
+    def owe(self, request: ApprovalRequest, owed: Owed, after: timedelta) -> Plan:
+        """Keep the posts of the request's last reminder that Slack surely did not take, and
+        put them on the reminders' schedule `after` from now (or sooner, if the next reminder
+        is due sooner); `fire` takes them once. False when the request has closed."""
+        reply = yield RunScript("fire", self.keys.request_keys(request.id), ["owe", owed.to_json()])
+        if reply[0] != "owed":
+            return False
+        schedule = self.keys.schedule("remind")
+        expire_at = _to_ms(request.deadline) + self.retention_ms
+        due = int(reply[1]) + int(after.total_seconds() * 1000)
+        yield Batch([Call("zadd", (schedule, {request.id: due}), {"lt": True}),
+                     Call("pexpireat", (schedule, expire_at), {"nx": True}),
+                     Call("pexpireat", (schedule, expire_at), {"gt": True})])
+        return True
+
+    def read_specs(self, request_ids: list[str]) -> Plan:
+        """The specs of these requests, by id (one gone from Redis is left out): written once
+        at create, they say what a sweeper must know before it fires (quiet hours, tiers)."""
+        if not request_ids:
+            return {}
+        raw = yield Batch([Call("get", (self.keys.spec(check_request_id(i)),))
+                           for i in request_ids])
+        specs = {}
+        for request_id, spec_json in zip(request_ids, raw, strict=True):
+            if spec_json is None:
+                continue
+            try:
+                specs[request_id] = RequestSpec.model_validate_json(spec_json,
+                                                                    context={"stored": True})
+            except ValidationError as e:
+                raise CorruptRecord(f"request {request_id}: stored spec is invalid ({e})") from e
+        return specs
+
+    def fire_many(self, kind: str, specs: Mapping[str, RequestSpec]) -> Plan:
+        """`fire` for many requests (their specs read by `read_specs`) in two round trips: the
+        scripts, then the schedule and the reached tiers' lists. Each script is the same as
+        `fire`'s, so each action still fires once whoever else fires it. Returns Fired by id."""
+        ids = list(specs)
+        if not ids:
+            return {}
+        replies = yield Scripts([RunScript("fire", self.keys.request_keys(check_request_id(i)),
+                                           [kind]) for i in ids])
+        schedule = self.keys.schedule(kind)
+        calls: list[Call] = []
+        results: dict[str, Fired] = {}
+        for request_id, reply in zip(ids, replies, strict=True):
+            count, next_due, before = _fire_reply(reply)
+            # The schedule follows the state: the next due time, or no entry at all.
+            calls.append(Call("zadd", (schedule, {request_id: int(next_due)})) if next_due
+                         else Call("zrem", (schedule, request_id)))
+            if reply[0] not in ("fired", "resend"):
+                results[request_id] = Fired(fired=False, count=0, request=None)
+                continue
+            state = dict(zip(reply[4][::2], reply[4][1::2], strict=True))
+            request = parse_request(request_id, specs[request_id], state)
+            if kind == "escalate":
+                calls += self._list_escalated(request)
+            resend = Owed.from_json(reply[5]) if reply[0] == "resend" else None
+            results[request_id] = Fired(fired=True, count=count, request=request, before=before,
+                                        resend=resend)
+        yield Batch(calls)
+        return results
+
+    def _list_escalated(self, request: ApprovalRequest) -> list[Call]:
         """The reached tiers' people now see the request in their lists (App Home)."""
         deadline = _to_ms(request.deadline)
         expire_at = deadline + self.retention_ms
@@ -537,14 +740,72 @@ class Plans:
         for index in indexes:
             calls += [Call("pexpireat", (index, expire_at), {"nx": True}),
                       Call("pexpireat", (index, expire_at), {"gt": True})]
-        if calls:
-            yield Batch(calls)
+        return calls
+
+    # -- suspended flow runs (state/resuming.py) ---------------------------------------------
+
+    def _resume_now(self, request: ApprovalRequest) -> list[Call]:
+        """A request closed with a suspended run: its resume goes on the schedule, due now. The
+        script already made it due in the state; should this write be lost, the watch entry
+        the suspend left on the schedule finds it."""
+        if request.suspended_run is None or request.decision is None:
+            return []
+        due = _to_ms(request.decision.decided_at)
+        return [Call("zadd", (self.keys.schedule(RESUME), {request.id: due}))]
+
+    def suspend(self, request_id: str, flow_run_id: str, watch_at: datetime) -> Plan:
+        """Record that `flow_run_id` suspends on this request (unless it is decided: None), and
+        put a watch on the schedule at `watch_at`. Returns (round, deadline)."""
+        check_request_id(request_id)
+        if not flow_run_id or len(flow_run_id) > 100:
+            raise InvalidRequest("flow_run_id: 1 to 100 characters")
+        reply = yield RunScript("suspend", self.keys.request_keys(request_id), [flow_run_id])
+        if reply[0] == "unknown":
+            raise RequestNotFound(request_id)
+        if reply[0] != "suspend":
+            return None
+        # LT: never pull back a resume that a decision made due meanwhile.
+        yield Call("zadd", (self.keys.schedule(RESUME), {request_id: _to_ms(watch_at)}),
+                   {"lt": True})
+        return int(reply[1]), ms_to_datetime(int(reply[2]))
+
+    def resume_state(self, request_id: str) -> Plan:
+        """(pending, run to resume or None, resume due or None) as the state hash says now."""
+        check_request_id(request_id)
+        status, run, due = yield Call("hmget", (self.keys.state(request_id), "status", "resume_run",
+                                                "resume_due"))
+        if status is None:
+            return None
+        return (status == Status.PENDING.value, run,
+                None if due is None else ms_to_datetime(int(due)))
+
+    def resumed(self, request_id: str) -> Plan:
+        """The run was resumed (or is gone): nothing more is owed."""
+        check_request_id(request_id)
+        yield Batch([Call("hdel", (self.keys.state(request_id), "resume_due")),
+                     Call("zrem", (self.keys.schedule(RESUME), request_id))])
+
+    def resume_later(self, request_id: str, at: datetime | None) -> Plan:
+        """Try (or watch) again at `at`; None drops the entry."""
+        check_request_id(request_id)
+        schedule = self.keys.schedule(RESUME)
+        if at is None:
+            yield Call("zrem", (schedule, request_id))
+        else:
+            yield Call("zadd", (schedule, {request_id: _to_ms(at)}))
 
     def defer(self, kind: str, request_id: str, until: datetime) -> Plan:
         """Hold a claimed action until `until` (quiet hours); its due time in the state stays,
         so it fires at the first sweep after `until`."""
         check_request_id(request_id)
         yield Call("zadd", (self.keys.schedule(kind), {request_id: _to_ms(until)}), {"xx": True})
+
+    def defer_many(self, kind: str, holds: Mapping[str, datetime]) -> Plan:
+        """`defer` for many claimed actions in one command: request id -> until when."""
+        if holds:
+            yield Call("zadd", (self.keys.schedule(kind),
+                                {check_request_id(i): _to_ms(until) for i, until in holds.items()}),
+                       {"xx": True})
 
     def attach_message(self, request_id: str, channel: str, ts: str) -> Plan:
         check_request_id(request_id)

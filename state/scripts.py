@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-SCRIPT_NAMES = ("create", "decide", "close", "attach", "fire", "claim")
+SCRIPT_NAMES = ("create", "decide", "close", "attach", "fire", "claim", "suspend", "redeem", "mail")
 
 
 @cache
@@ -15,4 +15,18 @@ def script_source(name: str) -> str:
     folder = resources.files("slack_approvals.state") / "lua"
     prelude = (folder / "_common.lua").read_text(encoding="utf-8")
     body = (folder / f"{name}.lua").read_text(encoding="utf-8")
+    if name == "redeem":
+        # A link's vote is decide's vote: its rules run unchanged, after the link's checks.
+        decide = (folder / "decide.lua").read_text(encoding="utf-8")
+        body += "\nlocal function decide()\n" + decide + "\nend\n" + _USE_UP_LINK
     return prelude + "\n" + body
+
+
+# After decide's answer: a vote that counted uses the link up.
+_USE_UP_LINK = """
+local answer = decide()
+if answer[1] == 'recorded' or answer[1] == 'approved' or answer[1] == 'rejected' then
+  redis.call('HSET', KEYS[5], 'used_ms', now_ms(), 'used_by', ARGV[1])
+end
+return answer
+"""

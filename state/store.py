@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from .keys import KeySpace
 from .models import (
@@ -20,7 +22,19 @@ from .models import (
     Outcome,
     RequestSpec,
 )
-from .plans import DEFAULT_LEASE, DEFAULT_RETENTION, Batch, Call, Fired, Plan, Plans, RunScript, Step
+from .plans import (
+    DEFAULT_LEASE,
+    DEFAULT_RETENTION,
+    Batch,
+    Call,
+    Fired,
+    Owed,
+    Plan,
+    Plans,
+    RunScript,
+    Scripts,
+    Step,
+)
 from .scripts import script_source
 
 
@@ -50,12 +64,22 @@ class ApprovalStore:
         self.waiter = client if waiter is None else waiter
         self.plans = Plans(keys or KeySpace(), retention)
         self._scripts: dict[str, Any] = {}
+        # Told of every Redis error with the store operation it broke (the bot counts them).
+        self.on_redis_error: Callable[[str, RedisError], None] | None = None
 
     def _execute(self, step: Step) -> Any:
         if isinstance(step, RunScript):
             if step.name not in self._scripts:
                 self._scripts[step.name] = self.client.register_script(script_source(step.name))
             return self._scripts[step.name](keys=step.keys, args=step.args)
+        if isinstance(step, Scripts):
+            pipe = self.client.pipeline(transaction=False)
+            for script in step.scripts:
+                if script.name not in self._scripts:
+                    self._scripts[script.name] = self.client.register_script(
+                        script_source(script.name))
+                self._scripts[script.name](keys=script.keys, args=script.args, client=pipe)
+            return pipe.execute()
         if isinstance(step, Batch):
             pipe = self.client.pipeline(transaction=False)
             for call in step.calls:
@@ -71,9 +95,20 @@ class ApprovalStore:
                 step = plan.send(_decode(self._execute(step)))
         except StopIteration as stop:
             return stop.value
+        except RedisError as e:
+            self._failed(getattr(plan, "__name__", "store"), e)
+            raise
+
+    def _failed(self, operation: str, error: RedisError) -> None:
+        if self.on_redis_error is not None:
+            self.on_redis_error(operation, error)
 
     def ping(self) -> bool:
-        return bool(self.client.ping())
+        try:
+            return bool(self.client.ping())
+        except RedisError as e:
+            self._failed("ping", e)
+            raise
 
     def create(self, spec: RequestSpec, idempotency_key: str | None = None) -> ApprovalRequest:
         result: ApprovalRequest = self._run(self.plans.create(spec, idempotency_key))
@@ -92,6 +127,35 @@ class ApprovalStore:
         result: Decision | None = self._run(self.plans.wait(request_id, timeout))
         return result
 
+    def redeem(self, request_id: str, token_hash: str,
+               reason: str | None = None) -> tuple[str, DecideResult | None]:
+        """Vote through an approval link (see Plans.redeem)."""
+        result: tuple[str, DecideResult | None] = self._run(
+            self.plans.redeem(request_id, token_hash, reason))
+        return result
+
+    def link(self, request_id: str, token_hash: str) -> dict[str, str] | None:
+        result: dict[str, str] | None = self._run(self.plans.link(request_id, token_hash))
+        return result
+
+    def mail_begin(self, request_id: str, address: str, slack_user: str | None,
+                   token_hashes: tuple[str, str],
+                   lease: timedelta = DEFAULT_LEASE) -> tuple[str, datetime | None]:
+        result: tuple[str, datetime | None] = self._run(
+            self.plans.mail_begin(request_id, address, slack_user, token_hashes, lease))
+        return result
+
+    def mail_end(self, request_id: str, address: str, error: str | None = None,
+                 final: bool = False) -> None:
+        self._run(self.plans.mail_end(request_id, address, error, final))
+
+    def mail_next(self, request_id: str, at: datetime | None) -> None:
+        self._run(self.plans.mail_next(request_id, at))
+
+    def link_misses(self, client: str, add: bool = False) -> int:
+        result: int = self._run(self.plans.link_misses(client, add))
+        return result
+
     def expire(self, request_id: str) -> CloseResult:
         result: CloseResult = self._run(self.plans.expire(request_id))
         return result
@@ -108,6 +172,10 @@ class ApprovalStore:
     def resolve(self, request_id: str, approved: bool, by: str | None = None,
                 reason: str | None = None) -> CloseResult:
         result: CloseResult = self._run(self.plans.resolve(request_id, approved, by, reason))
+        return result
+
+    def settle(self, request_id: str) -> CloseResult:
+        result: CloseResult = self._run(self.plans.settle(request_id))
         return result
 
     def pending(self, user: str | None = None, groups: Iterable[str] = (),
@@ -143,12 +211,44 @@ class ApprovalStore:
         result: Fired = self._run(self.plans.fire(kind, request_id))
         return result
 
+    def read_specs(self, request_ids: list[str]) -> dict[str, RequestSpec]:
+        result: dict[str, RequestSpec] = self._run(self.plans.read_specs(request_ids))
+        return result
+
+    def fire_many(self, kind: str, specs: Mapping[str, RequestSpec]) -> dict[str, Fired]:
+        result: dict[str, Fired] = self._run(self.plans.fire_many(kind, specs))
+        return result
+
     def defer(self, kind: str, request_id: str, until: datetime) -> None:
         self._run(self.plans.defer(kind, request_id, until))
+
+    def defer_many(self, kind: str, holds: Mapping[str, datetime]) -> None:
+        self._run(self.plans.defer_many(kind, holds))
+
+    def owe(self, request: ApprovalRequest, owed: Owed, after: timedelta) -> bool:
+        result: bool = self._run(self.plans.owe(request, owed, after))
+        return result
 
     def take_stale(self, limit: int = 100) -> list[str]:
         result: list[str] = self._run(self.plans.take_stale(limit))
         return result
+
+    def suspend(self, request_id: str, flow_run_id: str,
+                watch_at: datetime) -> tuple[int, datetime] | None:
+        result: tuple[int, datetime] | None = self._run(
+            self.plans.suspend(request_id, flow_run_id, watch_at))
+        return result
+
+    def resume_state(self, request_id: str) -> tuple[bool, str | None, datetime | None] | None:
+        result: tuple[bool, str | None, datetime | None] | None = self._run(
+            self.plans.resume_state(request_id))
+        return result
+
+    def resumed(self, request_id: str) -> None:
+        self._run(self.plans.resumed(request_id))
+
+    def resume_later(self, request_id: str, at: datetime | None) -> None:
+        self._run(self.plans.resume_later(request_id, at))
 
     def keep_policy(self, policy_hash: str, text: str, until: datetime) -> None:
         self._run(self.plans.keep_policy(policy_hash, text, until))
@@ -172,6 +272,14 @@ class AsyncApprovalStore:
             if step.name not in self._scripts:
                 self._scripts[step.name] = self.client.register_script(script_source(step.name))
             return await self._scripts[step.name](keys=step.keys, args=step.args)
+        if isinstance(step, Scripts):
+            pipe = self.client.pipeline(transaction=False)
+            for script in step.scripts:
+                if script.name not in self._scripts:
+                    self._scripts[script.name] = self.client.register_script(
+                        script_source(script.name))
+                await self._scripts[script.name](keys=script.keys, args=script.args, client=pipe)
+            return await pipe.execute()
         if isinstance(step, Batch):
             pipe = self.client.pipeline(transaction=False)
             for call in step.calls:

@@ -241,8 +241,10 @@ def test_wheel_holds_one_package_with_its_data_files(installed: Installed) -> No
     inside = {name.relative_to(PACKAGE).as_posix() for name in names if name.parts[0] == PACKAGE}
     # Every module and data file of the package: the layer folders through their symlinks.
     expected = {path.relative_to(ROOT / PACKAGE).as_posix() for path in package_files()
-                if path.suffix in (".py", ".lua") or path.name == "py.typed" or "static" in path.parts}
-    assert {"py.typed", "state/lua/create.lua", "sandbox/static/index.html"} <= expected
+                if path.suffix in (".py", ".lua") or path.name == "py.typed" or "static" in path.parts
+                or "templates" in path.parts}
+    assert {"py.typed", "state/lua/create.lua", "sandbox/static/index.html",
+            "bot/templates/approval_page.html"} <= expected
     missing = sorted(expected - inside)
     assert not missing, f"the wheel lacks {missing}"
     lua = sorted(p for p in inside if p.startswith("state/lua/"))

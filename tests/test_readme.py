@@ -19,4 +19,4 @@ def test_real_slack_section_says_where_everything_comes_from() -> None:
                    "anyone who can see the message",  # empty default approvers
                    "needs no signing secret"):
         assert needle in section, needle
-    assert "users:read" not in section  # the manifests no longer ask for it
+    assert "users:read.email" in section  # email approvers who are in the workspace

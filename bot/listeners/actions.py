@@ -18,7 +18,7 @@ from ..deps import BotDeps
 from ..groups import GroupLookupFailed
 from ..ids import APPROVE_ACTION, REJECT_ACTION
 from ..refusals import MODAL_UNAVAILABLE_TEXT, STORE_UNAVAILABLE_TEXT, group_lookup_failed_text
-from ..voting import Clicker, follow_up, record_vote, tell
+from ..voting import Clicker, click_time, follow_up, record_vote, tell
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ def handle_approve(ack: Ack, body: dict[str, Any], deps: BotDeps) -> None:
     request_id = str(body["actions"][0].get("value", ""))
     clicker = clicker_of(body)
     try:
-        result = record_vote(deps, request_id, clicker.user, Outcome.APPROVE, None)
+        result = record_vote(deps, request_id, clicker.user, Outcome.APPROVE, None,
+                             clicked_at=click_time(body))
     except GroupLookupFailed:
         ack()
         deps.background.submit(tell, deps, clicker, group_lookup_failed_text(request_id))

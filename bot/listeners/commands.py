@@ -116,7 +116,8 @@ def start_flow(command: Command, user: str, channel: str, deps: BotDeps, respond
         return
     link = f" <{launched.url}|open in Prefect>" if launched.url else ""
     respond(response_type="ephemeral",
-            text=f":rocket: Started `{launched.flow_name}`: flow run `{launched.flow_run_id}`.{link}")
+            text=f":rocket: Started `{launched.flow_name}`: flow run `{launched.flow_run_id}`, "
+                 f"{escape(launched.where)}.{link}")
 
 
 def explain_policy(command: Command, user: str, deps: BotDeps) -> dict[str, Any]:

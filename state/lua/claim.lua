@@ -6,7 +6,13 @@
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local lease = now + tonumber(ARGV[2])
-for _, id in ipairs(due) do
-  redis.call('ZADD', KEYS[1], lease, id)
+-- One ZADD for many entries (in slices: Lua's unpack has a bounded stack).
+for start = 1, #due, 500 do
+  local args = {}
+  for j = start, math.min(start + 499, #due) do
+    args[#args + 1] = lease
+    args[#args + 1] = due[j]
+  end
+  redis.call('ZADD', KEYS[1], unpack(args))
 end
 return due

@@ -2,6 +2,8 @@
 -- ARGV[1] mode: 'expire' (only once due; applies the timeout outcome),
 --               'cancel' (by the requester, or anyone when ARGV[6] is '1'),
 --               'resolve' (a system decision, e.g. auto-approval below a threshold)
+--               'settle' (approve when an escalation tier's quorum, by now, is already met
+--                         by the approvals counted; NOT_DUE otherwise or once overdue)
 -- ARGV[2] user or ''   ARGV[3] reason or ''   ARGV[4] retention ms
 -- ARGV[5] 'approved'|'rejected' for resolve    ARGV[6] force 1/0
 -- Returns {status}; status is one of CloseStatus.
@@ -28,6 +30,10 @@ elseif mode == 'cancel' then
   close('cancelled', false, user, reason, now, retention)
 elseif mode == 'resolve' then
   close(ARGV[5], ARGV[5] == 'approved', user, reason, now, retention)
+elseif mode == 'settle' then
+  if now >= tonumber(state[2]) or not settle_by_tier(now, retention) then
+    return {'not_due'}
+  end
 else
   return redis.error_reply('close: unknown mode ' .. mode)
 end

@@ -5,7 +5,8 @@
 -- ARGV[9] open 1/0         ARGV[10] n approvers, then the approver ids,
 --                          then n groups, then the group ids,
 --                          then remind every ms or '', remind limit,
---                          then n escalation tiers, each: after ms, n people, their ids
+--                          then n escalation tiers, each: after ms, quorum or '', n people,
+--                          their ids
 -- Returns {'created'|'exists'|'deadline_past', deadline_ms, remind due ms or '',
 --          escalation due ms or ''}
 
@@ -54,6 +55,9 @@ i = i + 1
 for t = 1, tiers do
   local at = now + tonumber(ARGV[i])
   redis.call('HSET', KEYS[2], 'tier_at:' .. t, at)
+  -- The approvals needed from this tier's time on (decide.lua, quorum_at in _common.lua).
+  if ARGV[i + 1] ~= '' then redis.call('HSET', KEYS[2], 'tier_quorum:' .. t, ARGV[i + 1]) end
+  i = i + 1
   if t == 1 and at < deadline then
     esc_due = at
     redis.call('HSET', KEYS[2], 'esc_due', at)

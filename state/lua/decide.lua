@@ -1,7 +1,8 @@
 -- decide: record one vote, atomically, and close the request when it is settled.
 -- ARGV[1] user   ARGV[2] 'approve'|'reject'   ARGV[3] reason or ''   ARGV[4] retention ms
 -- ARGV[5..] Slack user groups the user belongs to (resolved by the caller)
--- Returns {status, approvals so far}; status is one of DecideStatus.
+-- Returns {status, approvals so far}; status is one of DecideStatus ('approved' with no vote
+-- recorded when a tier's lower quorum had already been met).
 
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return {'unknown', '0'}
@@ -16,6 +17,12 @@ local user, vote = ARGV[1], ARGV[2]
 local now = now_ms()
 if now >= tonumber(state[2]) then
   return {'expired', approvals}
+end
+-- The quorum in force is the latest escalation tier's, by this clock: when a tier lowered it
+-- to the approvals already counted, the request was approved at that time, whatever this
+-- click says; it closes so now if no sweeper has closed it yet.
+if settle_by_tier(now, tonumber(ARGV[4])) then
+  return {'approved', approvals}
 end
 -- An escalation tier's people may vote from its time on, by this clock, whether or not a
 -- sweeper has announced the tier yet.
@@ -51,7 +58,7 @@ if vote == 'reject' then
   return {'rejected', approvals}
 end
 approvals = redis.call('HINCRBY', KEYS[2], 'approvals', 1)
-if approvals >= tonumber(state[6]) then
+if approvals >= quorum_at(now) then
   close('approved', true, user, '', now, retention)
   return {'approved', tostring(approvals)}
 end

@@ -1,41 +1,56 @@
 -- fire: take one scheduled action of a request if it is due, and say when the next is due.
--- ARGV[1] kind: 'remind' (one more reminder, up to the limit)
+-- ARGV[1] kind: 'remind' (one more reminder, up to the limit; or, first, the posts of the
+--                         last one owed again)
 --               'escalate' (announce every escalation tier whose time has come)
--- Returns {'fired', reminders sent | tiers reached, next due ms or ''}
---      or {'not_due', due ms or ''}, {'closed'}, {'unknown'}
+--               'owe' (ARGV[2]: JSON of the last reminder's posts Slack surely did not take)
+-- Returns {'fired', reminders sent | tiers reached, next due ms or '', the count before,
+--          the state hash as HGETALL gives it}
+--      or {'resend', the same four, the owed JSON}: the owed posts, taken once
+--      or {'owed', now ms}, {'not_due', due ms or ''}, {'closed'}, {'unknown'}
 -- The state's due time is the authority: whoever fires first moves it on, so the same action
--- claimed twice (two bots, a lease that ran out) fires once.
+-- claimed twice (two bots, a lease that ran out) fires once. The state comes back with it so
+-- a sweeper firing many at once reads nothing more.
 
-if redis.call('EXISTS', KEYS[2]) == 0 then
+local kind = ARGV[1]
+local due_field = kind == 'escalate' and 'esc_due' or 'remind_due'
+local state = redis.call('HMGET', KEYS[2], 'status', 'deadline_ms', due_field, 'remind_every',
+                         'remind_limit', 'reminders', 'tiers', 'tiers_reached', 'remind_owed')
+if not state[1] then
   return {'unknown'}
 end
-local kind = ARGV[1]
-local due_field = kind == 'remind' and 'remind_due' or 'esc_due'
-local state = redis.call('HMGET', KEYS[2], 'status', 'deadline_ms', due_field)
 if state[1] ~= 'pending' then
   return {'closed'}
 end
 local now = now_ms()
+if kind == 'owe' then
+  redis.call('HSET', KEYS[2], 'remind_owed', ARGV[2])
+  return {'owed', tostring(now)}
+end
+if kind == 'remind' and state[9] then
+  -- Whoever takes the owed posts first sends them: a resend happens once, like a reminder.
+  redis.call('HDEL', KEYS[2], 'remind_owed')
+  return {'resend', state[6], state[3] or '', state[6], redis.call('HGETALL', KEYS[2]), state[9]}
+end
 if not state[3] or now < tonumber(state[3]) then
   return {'not_due', state[3] or ''}
 end
 local deadline = tonumber(state[2])
 local nxt = ''
-local count
+local count, before
 if kind == 'remind' then
-  local st = redis.call('HMGET', KEYS[2], 'remind_every', 'remind_limit', 'reminders')
-  count = tonumber(st[3]) + 1
+  before = tonumber(state[6])
+  count = before + 1
   -- Counted from now, not from the due time: a bot that was down sends one reminder on its
   -- return, not every one it missed.
-  if count < tonumber(st[2]) and now + tonumber(st[1]) < deadline then
-    nxt = now + tonumber(st[1])
+  if count < tonumber(state[5]) and now + tonumber(state[4]) < deadline then
+    nxt = now + tonumber(state[4])
   end
   redis.call('HSET', KEYS[2], 'reminders', count)
   audit({event = 'reminded', at = now, reminder = count})
 elseif kind == 'escalate' then
-  local st = redis.call('HMGET', KEYS[2], 'tiers', 'tiers_reached')
-  local tiers = tonumber(st[1])
-  count = tonumber(st[2])
+  local tiers = tonumber(state[7])
+  before = tonumber(state[8])
+  count = before
   local to = {}
   local spec = cjson.decode(redis.call('GET', KEYS[1]))
   while count < tiers and tonumber(redis.call('HGET', KEYS[2], 'tier_at:' .. (count + 1))) <= now do
@@ -56,4 +71,5 @@ if nxt == '' then
 else
   redis.call('HSET', KEYS[2], due_field, nxt)
 end
-return {'fired', tostring(count), tostring(nxt)}
+return {'fired', tostring(count), tostring(nxt), tostring(before),
+        redis.call('HGETALL', KEYS[2])}

@@ -14,16 +14,23 @@ from tests.bot.fixtures import APPROVALS_CHANNEL, FINANCE_GROUP, FRANK, MAYA, Bo
 def test_request_with_reminders_and_one_escalation_tier(cli: Cli, bot: BotStack) -> None:  # noqa: F811
     ran = cli("request", "--title", "Rotate keys", "--approver", MAYA, "--remind-every", "30m",
               "--remind-limit", "2", "--escalate-after", "4h", "--escalate-to", FRANK,
-              "--escalate-to", FINANCE_GROUP)
+              "--escalate-to", FINANCE_GROUP, "--quorum", "2", "--escalate-quorum", "1")
     assert ran.code == 0, ran
     spec = bot.store.get(ran.out.split()[0]).spec
     assert (spec.remind_every, spec.remind_limit) == (timedelta(minutes=30), 2)
-    assert [(t.after, t.to) for t in spec.escalate] == [(timedelta(hours=4), [FRANK, FINANCE_GROUP])]
+    assert [(t.after, t.to, t.quorum) for t in spec.escalate] == [
+        (timedelta(hours=4), [FRANK, FINANCE_GROUP], 1)]
+    assert spec.quorum_with(0) == 2 and spec.quorum_with(1) == 1
 
 
 def test_escalate_after_and_to_go_together(cli: Cli) -> None:  # noqa: F811
     ran = cli("request", "--title", "Rotate keys", "--approver", MAYA, "--escalate-to", FRANK)
     assert ran.code == 3 and "--escalate-after and --escalate-to go together" in ran.err
+    ran = cli("request", "--title", "Rotate keys", "--approver", MAYA, "--escalate-quorum", "1")
+    assert ran.code == 3 and "--escalate-quorum needs --escalate-after" in ran.err
+    ran = cli("request", "--title", "Rotate keys", "--approver", MAYA, "--escalate-after", "1h",
+              "--escalate-to", FRANK, "--escalate-quorum", "3")
+    assert ran.code == 3 and "escalate[0].quorum: 3 approvals needed" in ran.err, ran
 
 
 def test_request_wait_sends_its_own_reminders_without_a_bot(cli: Cli, bot: BotStack) -> None:  # noqa: F811

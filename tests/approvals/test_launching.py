@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 import uuid
@@ -33,14 +32,12 @@ from slack_approvals.flows.registry import parse_params
 from slack_approvals.flows.services import flow_config, services_installed
 from slack_approvals.sandbox.config import DEFAULT_BOT_TOKEN
 from slack_approvals.state import Outcome, RequestSpec
-from tests.conftest import RedisServer
 from tests.flows.support import (
     APPROVALS,
     DEPLOYS,
     FRANK,
     MAYA,
     REQUESTER,
-    Approvers,
     FlowEnv,
     decided_events,
 )
@@ -92,7 +89,7 @@ def test_bad_launches_are_refused_before_anything_starts(env: FlowEnv) -> None:
 
 def test_deployment_launcher_creates_a_run_of_the_served_deployment(env: FlowEnv) -> None:
     launcher = DeploymentLauncher(ui_url=UI, deployment=f"test-{uuid.uuid4().hex[:8]}")
-    with pytest.raises(LaunchError, match="is `approvals serve` running"):
+    with pytest.raises(LaunchError, match="create it with `approvals deploy --pool NAME`"):
         launcher.launch("simple-approval", {}, requested_by=REQUESTER, channel=DEPLOYS)
 
     deployment = simple_approval.to_deployment(name=launcher.deployment)
@@ -107,6 +104,8 @@ def test_deployment_launcher_creates_a_run_of_the_served_deployment(env: FlowEnv
     assert flow_run.parameters["params"]["requester"] == REQUESTER
     assert "requested-by:U06REQ" in flow_run.tags
     assert launched.url == f"{UI}/runs/flow-run/{launched.flow_run_id}"
+    assert launched.where == (f"started deployment run {flow_run.name} of "
+                              f"simple-approval/{launcher.deployment}")
 
 
 def test_default_launcher_follows_the_prefect_api_and_installs_settings(env: FlowEnv,
@@ -134,33 +133,6 @@ def test_decision_event_hook_emits_final_decisions_only(env: FlowEnv) -> None:
     events = decided_events(request.id)
     assert [e.resource["approval.decided_by"] for e in events] == [MAYA]
     assert events[0].resource["approval.outcome"] == "approve"
-
-
-@pytest.mark.real_redis
-def test_cli_runs_a_flow_and_prints_the_result(env: FlowEnv, redis_server: RedisServer,
-                                               tmp_path: Path) -> None:
-    """`approvals run` through settings, wiring and the runtime: a real redis and the sandbox."""
-    variables = {"SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN, "SLACK_API_URL": env.sb.api_url,
-                 "REDIS_URL": redis_server.url, "APPROVALS_CHANNEL": DEPLOYS,
-                 "APPROVALS_DEFAULT_APPROVERS": FRANK, "APPROVALS_DATA_DIR": str(tmp_path),
-                 "APPROVALS_WAIT_SLICE_SECONDS": "0.5"}
-    approvers = Approvers(env.backend_store_for(redis_server.url))
-    approvers.on("Deploy billing 3.1.0", FRANK, after=0.3)
-    try:
-        with services_installed(None):
-            result = CliRunner().invoke(app, ["run", "deploy-approval", "--param", "version=3.1.0",
-                                              "-p", "service=billing", "-p", "notes=Ship it"],
-                                        env=variables)
-    finally:
-        approvers.stop()
-    assert result.exit_code == 0, result.output
-    assert "running deploy-approval on http" in result.stdout
-    assert '"decided_by": "U02FRANK"' in result.stdout and '"version": "3.1.0"' in result.stdout
-    request_id = json.loads(result.stdout[result.stdout.index("{", result.stdout.index("completed")):])[
-        "gate"]["request_id"]
-    spec = env.backend_store_for(redis_server.url).get(request_id).spec
-    # No policy file: the built-in policy leaves channel and approvers to the settings.
-    assert (spec.channel, spec.approvers, spec.policy_rule) == (DEPLOYS, [FRANK], None)
 
 
 def test_cli_refuses_bad_parameters_with_one_line(env: FlowEnv) -> None:

@@ -38,6 +38,8 @@ def test_the_example_file_copied_as_is_loads(tmp_path: Path) -> None:
     ("APPROVALS_DEFAULT_APPROVERS", "U01MAYA,maya", "APPROVALS_DEFAULT_APPROVERS"),
     ("APPROVALS_RETENTION_DAYS", "0", "APPROVALS_RETENTION_DAYS"),
     ("APPROVALS_WAIT_SLICE_SECONDS", "abc", "APPROVALS_WAIT_SLICE_SECONDS"),
+    ("APPROVALS_HOLD_SECONDS", "-1", "APPROVALS_HOLD_SECONDS"),
+    ("APPROVALS_HOLD_SECONDS", "two minutes", "APPROVALS_HOLD_SECONDS"),
 ])
 def test_a_bad_setting_is_named_in_one_line(monkeypatch: pytest.MonkeyPatch, name: str,
                                             value: str, message: str) -> None:

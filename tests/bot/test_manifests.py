@@ -18,9 +18,11 @@ def test_manifest_matches_the_bot(name: str) -> None:
     manifest = yaml.safe_load((SLACK / name).read_text())
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     # chat.postMessage/update/postEphemeral, the slash command, usergroups.users.list,
-    # conversations.open for reminder and escalation DMs; the bot never reads user profiles,
-    # so it does not ask for users:read.
-    assert scopes == {"chat:write", "commands", "im:write", "usergroups:read"}
+    # conversations.open for reminder and escalation DMs; users.lookupByEmail (users:read.email,
+    # which Slack grants only with users:read) makes an email approver who is in the workspace
+    # one voter, and users.info names the requester in the mail.
+    assert scopes == {"chat:write", "commands", "im:write", "usergroups:read", "users:read",
+                      "users:read.email"}
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == [SLASH_COMMAND]
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     assert manifest["settings"]["interactivity"]["is_enabled"] is True

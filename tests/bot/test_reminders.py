@@ -61,6 +61,8 @@ def test_reminders_name_only_who_has_not_voted_and_stop_at_the_limit(bot: BotSta
     assert len(thread_replies(bot, request)) == 2
     assert len(dms(bot, FRANK)) == 2 and dms(bot, MAYA) == []
     assert bot.store.get(request.id).reminders_sent == 2
+    # Frank's DM channel was opened for the first reminder and remembered for the second.
+    assert [c.args.get("users") for c in bot.sandbox.api_calls("conversations.open")] == [FRANK]
 
 
 def test_a_vote_from_the_reminder_dm_counts_and_edits_the_channel_message(bot: BotStack) -> None:
@@ -187,3 +189,73 @@ def home_of(bot: BotStack, user: str) -> dict[str, Any]:
     view = bot.sandbox.home_view(user)
     assert view is not None
     return view
+
+
+def test_a_tier_lowering_the_quorum_lets_one_click_approve(bot: BotStack) -> None:
+    request = bot.post(approvers=[MAYA, FRANK], quorum=2,
+                       escalate=[{"after": "PT1S", "to": [OLIVER], "quorum": 1}])
+    assert "0 of 2 approvals" in bot.message_text(request)
+    assert "then 1 approval needed" in slash(bot, MAYA, f"status {request.id}")
+    until_due(bot, "escalate", request)
+    # No sweeper has announced the tier: the click alone is judged by the tier's quorum.
+    bot.click(MAYA, request, APPROVE_ACTION)
+    shown = bot.wait_message(request, "Approved")
+    assert f"<@{MAYA}>" in shown
+    assert bot.store.get(request.id).decision is not None
+
+
+def test_the_sweeper_approves_when_a_tier_lowers_the_quorum_to_the_approvals_in(
+        bot: BotStack) -> None:
+    request = bot.post(approvers=[MAYA, FRANK], quorum=2,
+                       escalate=[{"after": "PT1S", "to": [OLIVER], "quorum": 1}])
+    bot.click(MAYA, request, APPROVE_ACTION)
+    bot.wait_message(request, "1 of 2 approvals")
+    waited: dict[str, Any] = {}
+    # A gate waiting on the request wakes when the sweeper closes it, with no vote after.
+    waiter = threading.Thread(target=lambda: waited.setdefault(
+        "decision", bot.store.wait(request.id, 30)))
+    waiter.start()
+    until_due(bot, "escalate", request)
+    bot.sweeper.sweep_once()
+    waiter.join(timeout=30)
+    decision = waited["decision"]
+    assert decision is not None and decision.approved and decision.decided_by is None
+    shown = bot.wait_message(request, "Approved")
+    assert "escalation tier 1 lowered the quorum to 1 and 1 approval was already counted" in shown
+    last = bot.store.audit(request.id)[-1]
+    assert last.event == "approved" and last.reason is not None and "tier 1" in last.reason
+    # Closed before the tier was announced: nobody is told to vote on it.
+    assert dms(bot, OLIVER) == [] and thread_replies(bot, request) == []
+    assert "1 of 1 approval" in slash(bot, MAYA, f"status {request.id}")
+
+
+def test_a_reminder_slack_did_not_take_is_sent_again_once(bot: BotStack) -> None:
+    request = bot.post(remind_every=EVERY, remind_limit=1)
+    bot.sweeper.nudger.resend_after = timedelta(0)  # at the next sweep
+    until_due(bot, "remind", request)
+    # Rate limited through every retry of the client: Slack did not post the thread reply.
+    bot.sandbox.faults.inject("chat.postMessage", 429, count=4, retry_after=0)
+    bot.sweeper.sweep_once()
+    assert thread_replies(bot, request) == []
+    assert len(dms(bot, MAYA)) == 1 and len(dms(bot, FRANK)) == 1  # those went out
+    bot.sweeper.sweep_once()
+    (reply,) = thread_replies(bot, request)
+    assert "Reminder 1 of 1" in reply
+    assert len(dms(bot, MAYA)) == 1 and len(dms(bot, FRANK)) == 1  # not sent twice
+    bot.sweeper.sweep_once()
+    assert len(thread_replies(bot, request)) == 1
+    assert [e.event for e in bot.store.audit(request.id)].count("reminded") == 1
+
+
+def test_a_reminder_slack_may_have_taken_is_not_sent_again(bot: BotStack) -> None:
+    request = bot.post(remind_every=EVERY, remind_limit=1)
+    bot.sweeper.nudger.resend_after = timedelta(0)
+    until_due(bot, "remind", request)
+    # A 5xx through every retry: the post may have landed, so it is not repeated.
+    bot.sandbox.faults.inject("chat.postMessage", 500, count=3)
+    bot.sweeper.sweep_once()
+    assert len(dms(bot, MAYA)) == 1 and len(dms(bot, FRANK)) == 1
+    bot.sweeper.sweep_once()
+    assert thread_replies(bot, request) == []
+    assert len(dms(bot, MAYA)) == 1
+    assert "remind_owed" not in bot.store.client.hgetall(bot.store.plans.keys.state(request.id))

@@ -15,7 +15,7 @@ from prefect.states import Failed
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from slack_approvals.approvals.cli_flows import served_deployments
+from slack_approvals.approvals.deploying import served_deployments
 from slack_approvals.flows.departments import DepartmentResult, DepartmentSpec, Figures, Rollup
 from slack_approvals.flows.errors import DecisionPending
 from slack_approvals.flows.etl import check_record, generate_records

@@ -72,7 +72,8 @@ def _tail(path: Path, lines: int = 40) -> str:
 class ServeProcess:
     """`approvals serve`: every registered flow as a deployment, run in processes of its own."""
 
-    def __init__(self, folder: Path, prefect_api_url: str, redis_url: str, slack_api_url: str) -> None:
+    def __init__(self, folder: Path, prefect_api_url: str, redis_url: str, slack_api_url: str,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "policy.yaml").write_text(POLICY)
@@ -93,6 +94,7 @@ class ServeProcess:
             "APPROVALS_WAIT_SLICE_SECONDS": "5",
             "APPROVALS_DATA_DIR": str(self.folder / "data"),
             "PYTHONPATH": str(ROOT),
+            **(extra_env or {}),
         })
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -279,8 +281,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack() -> Iterator[Stack]:
-    """The whole stack, up for one test module; torn down in reverse order."""
+def stack(serve_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """The whole stack, up for one test module; torn down in reverse order. `serve_env` adds
+    settings to `approvals serve` (e.g. a short APPROVALS_HOLD_SECONDS)."""
     from prefect.settings import PREFECT_API_URL
 
     with contextlib.ExitStack() as stack_:
@@ -293,7 +296,7 @@ def stack() -> Iterator[Stack]:
         stack_.callback(lambda: redis.process.poll() is None and redis.stop())
         sandbox = stack_.enter_context(SandboxProcess())
         bots = [stack_.enter_context(BotProcess(sandbox.api_url, redis.url, api_url)) for _ in range(2)]
-        serve = ServeProcess(folder / "serve", api_url, redis.url, sandbox.api_url)
+        serve = ServeProcess(folder / "serve", api_url, redis.url, sandbox.api_url, serve_env)
         stack_.callback(serve.stop)
         serve.start()
         store = ApprovalStore(connect(redis.url))

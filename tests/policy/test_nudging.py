@@ -76,3 +76,24 @@ def test_business_hours_open_and_next_opening() -> None:
     assert hours.is_open(tuesday_noon) and hours.next_open(tuesday_noon) == tuesday_noon
     weekend = BusinessHours.model_validate({"days": "Fri-Mon", "tz": "UTC"})
     assert weekend.days == [0, 4, 5, 6]
+
+
+def test_a_tier_quorum_is_routed_and_checked_at_its_line() -> None:
+    policy = parse_policy(POLICY.replace("to: [U02FRANK]}", "to: [U02FRANK], quorum: 1}"),
+                          "p.yaml")
+    spec = spec_of(draft := Draft(title="Pay", flow="payment-approval"), settle(policy, draft))
+    assert [t.quorum for t in spec.escalate] == [1, None]
+    assert [spec.quorum_with(n) for n in range(3)] == [1, 1, 1]
+    bad = ("version: 1\nrules:\n  - name: r\n    approvers: [U01MAYA]\n    escalate:\n"
+           "      - {after: 1h, to: [U02FRANK]}\n"
+           "      - after: 2h\n        to: [U03ERIN]\n        quorum: 4\n")
+    with pytest.raises(PolicyInvalid) as raised:
+        parse_policy(bad, "p.yaml")
+    assert raised.value.lines() == ["p.yaml:9: rules[0].escalate[1].quorum: 4 approvals needed "
+                                    "from that tier on but only 3 approvers listed and no groups"]
+    with pytest.raises(PolicyInvalid) as raised:
+        parse_policy(bad.replace("quorum: 4", "quorum: 0"), "p.yaml")
+    assert "p.yaml:9: rules[0].escalate[1].quorum: Input should be greater than or equal to 1" \
+        in raised.value.lines()
+    # A group's size is unknown: a quorum it could reach is not refused.
+    parse_policy(bad.replace("[U03ERIN]", "[S01FINANCE]"), "p.yaml")

@@ -8,12 +8,14 @@ from datetime import timedelta
 
 import pytest
 
-from slack_approvals.state import ApprovalStore, DecideStatus
+from slack_approvals.state import ApprovalStore, CloseStatus, DecideStatus, Status
 from slack_approvals.state.models import ms_to_datetime
+from slack_approvals.state.plans import Owed, new_request_id
 from tests.state.support import FRANK, MAYA, OPS, OUTSIDER, REQUESTER, spec, until_server_clock_reaches
 
 EVERY = timedelta(seconds=1)
 LI = "U03LI"
+UNKNOWN = new_request_id("a request nobody created")
 
 
 def due_of(store: ApprovalStore, kind: str, request_id: str) -> float | None:
@@ -153,3 +155,149 @@ def test_escalation_tiers_count_toward_a_reachable_quorum() -> None:
         spec(approvers=[MAYA], quorum=2)
     with pytest.raises(ValueError, match="each tier comes later"):
         spec(escalate=[{"after": "PT2H", "to": [FRANK]}, {"after": "PT1H", "to": [LI]}])
+
+
+# -- a tier's own quorum --------------------------------------------------------------------
+
+
+def test_a_tier_quorum_holds_from_its_time_on(store: ApprovalStore) -> None:
+    request = store.create(spec(approvers=[MAYA, FRANK, LI], quorum=3, escalate=[
+        {"after": "PT0.3S", "to": [OUTSIDER], "quorum": 2}]))
+    assert request.quorum_at(request.created_at) == 3
+    assert store.decide(request.id, MAYA, "approve").status is DecideStatus.RECORDED
+    until_server_clock_reaches(store.client, request.created_at + timedelta(milliseconds=300))
+    assert store.get(request.id).quorum_at(request.created_at + timedelta(seconds=1)) == 2
+    # Before any sweeper has announced the tier, the second approval is enough.
+    assert store.decide(request.id, FRANK, "approve").status is DecideStatus.APPROVED
+    decided = store.get(request.id)
+    assert decided.decision is not None and decided.decision.decided_by == FRANK
+
+
+def test_a_tier_lowering_the_quorum_below_the_approvals_approves_at_the_next_vote(
+        store: ApprovalStore) -> None:
+    request = store.create(spec(escalate=[{"after": "PT0.2S", "to": [LI], "quorum": 1}]))
+    assert store.decide(request.id, MAYA, "approve").status is DecideStatus.RECORDED
+    until_server_clock_reaches(store.client, request.created_at + timedelta(milliseconds=200))
+    # The request was settled at the tier's time: a reject after it cannot undo that.
+    result = store.decide(request.id, FRANK, "reject")
+    assert result.status is DecideStatus.APPROVED
+    assert result.request is not None and result.request.decision is not None
+    decision = result.request.decision
+    assert decision.approved and decision.decided_by is None
+    assert [v.user for v in decision.votes] == [MAYA]  # Frank's reject was not recorded
+    last = store.audit(request.id)[-1]
+    assert last.event == "approved" and last.user is None
+    assert last.reason == ("escalation tier 1 lowered the quorum to 1 and 1 approval was "
+                           "already counted")
+    assert store.recent(FRANK) == []  # Frank did not vote
+    assert store.pending(MAYA) == [] and store.pending(None) == []
+    assert due_of(store, "escalate", request.id) is None
+
+
+def test_settle_approves_only_once_a_tier_quorum_is_met(store: ApprovalStore) -> None:
+    request = store.create(spec(quorum=2, escalate=[
+        {"after": "PT0.2S", "to": [LI], "quorum": 1}, {"after": "PT1H", "to": [OUTSIDER]}]))
+    store.decide(request.id, MAYA, "approve")
+    assert store.settle(request.id).status is CloseStatus.NOT_DUE  # the tier has not come
+    until_server_clock_reaches(store.client, request.created_at + timedelta(milliseconds=200))
+    settled = store.settle(request.id)
+    assert settled.status is CloseStatus.CLOSED_NOW
+    assert settled.request is not None and settled.request.status is Status.APPROVED
+    assert store.settle(request.id).status is CloseStatus.ALREADY_CLOSED
+    assert due_of(store, "escalate", request.id) is None
+    plain = store.create(spec(quorum=2, escalate=[{"after": "PT0.01S", "to": [LI]}]))
+    store.decide(plain.id, MAYA, "approve")
+    until_server_clock_reaches(store.client, plain.created_at + timedelta(milliseconds=10))
+    # A tier without a quorum of its own changes nothing.
+    assert store.settle(plain.id).status is CloseStatus.NOT_DUE
+    assert store.get(plain.id).quorum_at(plain.created_at + timedelta(hours=1)) == 2
+
+
+def test_a_later_tier_without_a_quorum_keeps_the_one_before() -> None:
+    tiered = spec(approvers=[MAYA, FRANK, LI], quorum=3, escalate=[
+        {"after": "PT1H", "to": [OUTSIDER], "quorum": 1}, {"after": "PT2H", "to": [OPS]},
+        {"after": "PT3H", "to": ["U07ZOE"], "quorum": 2}])
+    assert [tiered.quorum_with(n) for n in range(4)] == [3, 1, 1, 2]
+
+
+def test_a_tier_quorum_must_be_reachable_by_those_who_may_vote_by_then() -> None:
+    with pytest.raises(ValueError, match=r"escalate\[0\].quorum: 4 approvals needed from that "
+                                         r"tier on but only 3"):
+        spec(escalate=[{"after": "PT1H", "to": [LI], "quorum": 4}])
+    # The requester named in a tier may not approve their own request.
+    with pytest.raises(ValueError, match=r"only 2 of the people named.*requester U06REQ"):
+        spec(escalate=[{"after": "PT1H", "to": [REQUESTER], "quorum": 3}])
+    assert spec(escalate=[{"after": "PT1H", "to": [REQUESTER], "quorum": 3}],
+                allow_self_approval=True).escalate[0].quorum == 3
+    # People of later tiers that keep the quorum count; a group's size is unknown: no check.
+    assert spec(escalate=[{"after": "PT1H", "to": [LI], "quorum": 4},
+                          {"after": "PT2H", "to": [OUTSIDER]}]).escalate[0].quorum == 4
+    assert spec(escalate=[{"after": "PT1H", "to": [OPS], "quorum": 9}]).escalate[0].quorum == 9
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        spec(escalate=[{"after": "PT1H", "to": [LI], "quorum": 0}])
+
+
+# -- many at once (the sweeper's bulk path) -------------------------------------------------
+
+
+def test_fire_many_fires_each_once_and_returns_the_requests(store: ApprovalStore) -> None:
+    reminded = [store.create(spec(remind_every=EVERY, remind_limit=2)) for _ in range(3)]
+    tiered = store.create(spec(escalate=[{"after": "PT0.05S", "to": [OUTSIDER, OPS]}]))
+    for request in reminded:
+        wait_due(store, "remind", request.id)
+    wait_due(store, "escalate", tiered.id)
+    ids = store.claim("remind")
+    assert sorted(ids) == sorted(r.id for r in reminded)
+    specs = store.read_specs([*ids, UNKNOWN])
+    assert set(specs) == set(ids)  # a request gone from Redis is left out
+    fired = store.fire_many("remind", specs)
+    assert all(f.fired and f.count == 1 and f.before == 0 for f in fired.values())
+    for request_id, result in fired.items():
+        assert result.request == store.get(request_id)  # the state came back with the script
+        # The next reminder is on the schedule, an interval after the one just sent.
+        next_due = due_of(store, "remind", request_id)
+        first_due = (result.request.created_at + EVERY).timestamp() * 1000
+        assert next_due is not None and next_due >= first_due + 1000
+    again = store.fire_many("remind", specs)  # another sweeper with the same claim
+    assert not any(f.fired for f in again.values())
+    escalated = store.fire_many("escalate", store.read_specs(store.claim("escalate")))
+    (result,) = escalated.values()
+    assert result.fired and (result.before, result.count) == (0, 1)
+    assert due_of(store, "escalate", tiered.id) is None
+    # The reached tier's people find it in their lists, as after a single fire.
+    assert [r.id for r in store.pending(OUTSIDER)] == [tiered.id]
+    assert [r.id for r in store.pending(LI, groups=[OPS])] == [tiered.id]
+
+
+def test_defer_many_holds_each_claimed_action(store: ApprovalStore) -> None:
+    requests = [store.create(spec(remind_every=EVERY)) for _ in range(2)]
+    for request in requests:
+        wait_due(store, "remind", request.id)
+    assert len(store.claim("remind")) == 2
+    until = requests[-1].created_at + timedelta(seconds=2)
+    store.defer_many("remind", {r.id: until for r in requests})
+    store.defer_many("remind", {})
+    assert store.claim("remind") == []
+    until_server_clock_reaches(store.client, until)
+    assert sorted(store.claim("remind")) == sorted(r.id for r in requests)
+
+
+def test_owed_posts_are_taken_once_then_the_schedule_goes_on(store: ApprovalStore) -> None:
+    request = store.create(spec(remind_every=EVERY, remind_limit=2))
+    wait_due(store, "remind", request.id)
+    fired = store.fire("remind", request.id)
+    assert fired.request is not None and fired.resend is None
+    next_due = due_of(store, "remind", request.id)
+    assert store.owe(fired.request, Owed(thread=True, users=(MAYA,)), timedelta(0))
+    owed_due = due_of(store, "remind", request.id)
+    assert owed_due is not None and next_due is not None and owed_due < next_due
+    wait_due(store, "remind", request.id)
+    assert store.claim("remind") == [request.id]
+    taken = store.fire_many("remind", store.read_specs([request.id]))[request.id]
+    assert taken.fired and taken.resend == Owed(thread=True, users=(MAYA,))
+    assert taken.count == 1 and taken.request is not None and taken.request.reminders_sent == 1
+    assert due_of(store, "remind", request.id) == next_due  # back to the next reminder
+    again = store.fire("remind", request.id)  # a second claimer: nothing owed, nothing due
+    assert not again.fired
+    store.cancel(request.id, REQUESTER)
+    assert not store.owe(fired.request, Owed(thread=True, users=()), timedelta(0))
