@@ -35,6 +35,7 @@ from .cli_support import EXIT_ERROR, fail, settings_or_exit
 from .deploying import BOOTSTRAP, DeployError, deploy_to_pool, pooled_deployments, served_deployments
 from .handing_back import serve_handing_back
 from .launching import DeploymentLauncher, deployment_mode, install_services, prefect_api_url
+from .logformat import configure_logging
 from .settings import Settings, SettingsError
 from .working import WorkerError, run_worker
 
@@ -221,8 +222,9 @@ def worker_command(pool: str, limit: int | None) -> None:
         raise fail("PREFECT_API_URL is unset: name the Prefect server the worker polls")
     if limit is not None and limit < 1:
         raise fail("--limit must be at least 1")
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A service: INFO, in APPROVALS_LOG_FORMAT; in JSON mode the Prefect worker it starts, and
+    # each run's process, inherit the PREFECT_LOGGING_* variables this sets.
+    configure_logging(settings_or_exit().approvals_log_format, logging.INFO)
     try:
         code, handed_back = run_worker(pool, limit)
     except WorkerError as e:
