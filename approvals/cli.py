@@ -112,6 +112,11 @@ def bot(
     if metrics_port is not None and settings.slack_app_token is None and metrics_port == port:
         raise fail(f"APPROVALS_METRICS_PORT {metrics_port} is the bot's own --port: the metrics "
                    "need a port of their own, never the public Slack endpoint")
+    if (metrics_port is not None and settings.slack_app_token is not None
+            and metrics_port == settings.approvals_web_port):
+        # In Socket Mode the public port is the approval page's.
+        raise fail(f"APPROVALS_METRICS_PORT {metrics_port} is APPROVALS_WEB_PORT: the metrics "
+                   "need a port of their own, never the public approval page's")
     registry = CollectorRegistry()
     from .policies import reload_on_sighup
 
@@ -145,12 +150,14 @@ def bot(
                 typer.echo(f"approvals bot: approval page on {host}:{settings.approvals_web_port}")
             serve_socket_mode(runtime.app, settings.slack_app_token.get_secret_value(),
                               runtime.deps, runtime.sweeper, on_stop, page=page, page_host=host,
-                              page_port=settings.approvals_web_port)
+                              page_port=settings.approvals_web_port,
+                              trusted_proxies=settings.approvals_trusted_proxies)
         except (SlackApiError, OSError) as e:  # apps.connections.open refused the app token
             raise fail(slack_refusal(e, "SLACK_APP_TOKEN", settings.slack_api_url)) from e
     else:
         typer.echo(f"approvals bot: HTTP on {host}:{port}, request URL path /slack/events")
-        serve_http(runtime.web, runtime.deps, runtime.sweeper, host, port, on_stop)
+        serve_http(runtime.web, runtime.deps, runtime.sweeper, host, port, on_stop,
+                   trusted_proxies=settings.approvals_trusted_proxies)
 
 
 def slack_refusal(error: Exception, setting: str, api_url: str) -> str:

@@ -149,9 +149,11 @@ def pending_command(settings: Settings, user: str | None, as_json: bool) -> None
         return
     table = Table("id", "title", "requester", "progress", "deadline (UTC)", title="Pending requests",
                   caption=note if more else None)
+    now = datetime.now(UTC)
     for r in requests:
+        # The quorum in force: an escalation tier whose time has come may have lowered it.
         table.add_row(r.id, plain(r.spec.title), r.spec.requester or "-",
-                      f"{len(r.approvals)}/{r.spec.quorum}", f"{r.deadline:%Y-%m-%d %H:%M}")
+                      f"{len(r.approvals)}/{r.quorum_at(now)}", f"{r.deadline:%Y-%m-%d %H:%M}")
     console.print(table)
 
 
@@ -168,7 +170,8 @@ def show_command(settings: Settings, request_id: str, as_json: bool) -> None:
     approvers = request.spec.approvers + request.spec.approver_groups + [
         f"{address} (by mail)" for address in request.spec.email_approvers]
     console.print(f"approvers: {', '.join(approvers) or 'anyone'}"
-                  f"  quorum {request.spec.quorum}  deadline {request.deadline:%Y-%m-%d %H:%M:%S} UTC")
+                  f"  quorum {request.quorum_at(datetime.now(UTC))}"
+                  f"  deadline {request.deadline:%Y-%m-%d %H:%M:%S} UTC")
     for vote in request.votes:
         console.print(f"  {vote.at:%H:%M:%S} {vote.user} {vote.vote.value}")
     if request.decision:

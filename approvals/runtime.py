@@ -90,7 +90,9 @@ def build_runtime(settings: Settings, *, launcher: Launcher | None = None,
     return BotRuntime(app=app, deps=deps,
                       web=build_web_app(app, deps, signing_secret=secret, pages=pages),
                       sweeper=Sweeper(deps, settings.approvals_sweep_seconds,
-                                      mailer=build_mailer(settings, deps, directory)),
+                                      # The mailer's lookups may wait out a rate limit.
+                                      mailer=build_mailer(settings, deps,
+                                                          SlackDirectory(messenger.client))),
                       pages=pages)
 
 

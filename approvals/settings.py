@@ -5,6 +5,7 @@ Everything below the composition root receives clients and settings as arguments
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -67,7 +68,8 @@ class Settings(LogSettings):
     approvals_sweep_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     # Prometheus metrics of `approvals bot` on a port of their own (unset: none are served).
     approvals_metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    approvals_metrics_host: str = "0.0.0.0"
+    # Metrics stay on this machine unless opened on purpose (APPROVALS_METRICS_HOST=0.0.0.0).
+    approvals_metrics_host: str = "127.0.0.1"
     prefect_ui_url: str | None = None
     # The approval policy file; unset: approvals-policy.yaml in the working directory when it
     # exists, else the built-in policy (see policy/builtin.py).
@@ -78,6 +80,9 @@ class Settings(LogSettings):
     approvals_web_port: Annotated[int, Field(ge=1, le=65535)] = 3000
     approvals_smtp_url: SecretStr | None = None
     approvals_mail_from: str | None = None
+    # The proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the
+    # client: the approval page's wrong-link limit counts per client. Others' headers are ignored.
+    approvals_trusted_proxies: str = "127.0.0.1"
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -160,10 +165,24 @@ class Settings(LogSettings):
     @field_validator("approvals_public_url")
     @classmethod
     def _public_url(cls, v: str | None) -> str | None:
-        if v and not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", v):
-            raise ValueError("must be the http(s) address the bot is reached at, e.g. "
-                             "https://approvals.example.com")
+        if v and not re.match(r"^https?://[^/\s?#]+/?$", v):
+            # The page's form and cookie live at /approval/... from the root: a path prefix
+            # would give links that a proxy forwards but the page cannot answer.
+            raise ValueError("must be the http(s) address the bot is reached at, with no path, "
+                             "e.g. https://approvals.example.com (serve it from its own host)")
         return v.rstrip("/") if v else None
+
+    @field_validator("approvals_trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, v: str) -> str:
+        entries = [e.strip() for e in v.split(",") if e.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (like 10.0.0.0/8); "
+                                 "'*' is not allowed: anyone could then name any client") from None
+        return ",".join(entries)
 
     @field_validator("approvals_smtp_url")
     @classmethod
@@ -235,4 +254,6 @@ def _read(kind: type[_Read], **overrides: object) -> _Read:
         message = str(first["msg"]).removeprefix("Value error, ")  # pydantic's, not ours
         if first["type"] != "value_error" and not any(w in name for w in ("TOKEN", "SECRET", "URL")):
             message += f" (got {first['input']!r})"  # never echo a secret or a password
-        raise SettingsError(f"setting {name}: {message}") from e
+    # Raised outside the except block: pydantic's error holds the input (a token, an SMTP
+    # password) in its text, and must not ride along even as the hidden __context__.
+    raise SettingsError(f"setting {name}: {message}")

@@ -8,8 +8,10 @@
                                                           reported, waiting run woken)
 
 Link scanners and chat previews fetch with GET, so a GET writes nothing (but a wrong token's
-count, for the rate limit). The CSRF token is a double-submit cookie: the form carries the value
-of a SameSite=Strict cookie set by the GET, which another site can neither read nor send.
+count, for the rate limit). The client address is the proxy's X-Forwarded-For only when the
+proxy is among APPROVALS_TRUSTED_PROXIES (uvicorn's forwarded_allow_ips). The CSRF token is a
+double-submit cookie: the form carries the value of a SameSite=Strict cookie set by the GET,
+which another site can neither read nor send.
 A used, expired, tampered or closed link gets a page saying so, never a trace.
 """
 
@@ -28,7 +30,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from slack_approvals.state.errors import RequestNotFound
@@ -43,13 +45,15 @@ from slack_approvals.state.models import (
 )
 
 from .deps import BotDeps
+from .health import health_check
 from .links import LINK_PREFIX, Link, parse_link
 from .mailer import templates
 
 log = logging.getLogger(__name__)
 
 CSRF_COOKIE = "approvals_csrf"
-# Wrong tokens one client address may try per minute before it is refused unread.
+# Wrong tokens one client address may try per minute; past it, wrong ones get a 429 (a valid
+# link always opens).
 MISS_LIMIT = 20
 MAX_FORM_BYTES = 16 * 1024
 HEADERS = {
@@ -117,14 +121,9 @@ class ApprovalPages:
         client = request.client.host if request.client else "unknown"
         params = request.path_params
         try:
-            if await run_in_threadpool(self.deps.store.link_misses, client) >= self.miss_limit:
-                return self._render(Page(429, "Too many wrong links",
-                                         "This address tried too many links that are not valid. "
-                                         "Wait a minute, then open the link from your mail again.",
-                                         problem=True))
             link = parse_link(str(params["request_id"]), str(params["vote"]), str(params["token"]))
             if link is None:
-                return await self._miss(client)
+                return self._render(await run_in_threadpool(self._miss, client))
             if request.method == "POST":
                 return await self._post(request, link, client)
             return await run_in_threadpool(self._show, link, client)
@@ -141,19 +140,22 @@ class ApprovalPages:
                                      "Your vote may not have been recorded. Open the link again "
                                      "to see where the request stands.", problem=True))
 
-    async def _miss(self, client: str) -> Response:
-        await run_in_threadpool(self.deps.store.link_misses, client, True)
-        return self._render(Page(404, "This link is not valid",
-                                 "It may have been cut or changed on the way. Open it again from "
-                                 "your mail, whole.", problem=True))
+    def _miss(self, client: str) -> Page:
+        """A wrong link, counted against the client: only wrong links are ever refused for the
+        count, so a valid link opens whatever others sent from the same address (a shared
+        proxy, an office's NAT)."""
+        if self.deps.store.link_misses(client, True) > self.miss_limit:
+            return Page(429, "Too many wrong links",
+                        "This address tried too many links that are not valid. Wait a minute, "
+                        "then open the link from your mail again.", problem=True)
+        return Page(404, "This link is not valid",
+                    "It may have been cut or changed on the way, or it has expired with its "
+                    "request. Open it again from your mail, whole.", problem=True)
 
     def _lookup(self, link: Link, client: str) -> tuple[dict[str, str] | None, Page | None]:
         record = self.deps.store.link(link.request_id, link.token_hash)
         if record is None or record.get("vote") != link.vote.value:
-            self.deps.store.link_misses(client, True)
-            return None, Page(404, "This link is not valid",
-                              "It may have been cut or changed on the way, or it has expired "
-                              "with its request. Open it again from your mail, whole.", problem=True)
+            return None, self._miss(client)
         return record, None
 
     def _voter_text(self, record: dict[str, str], request: ApprovalRequest) -> str:
@@ -294,9 +296,7 @@ class ApprovalPages:
 
 
 def page_app(pages: ApprovalPages) -> Starlette:
-    """The page alone, for Socket Mode (no Slack endpoint to share a server with)."""
-
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"ok": True})
-
-    return Starlette(routes=[*pages.routes(), Route("/healthz", healthz, methods=["GET"])])
+    """The page alone, for Socket Mode (no Slack endpoint to share a server with); its health
+    check is the HTTP app's, so a load balancer sees Redis down here too."""
+    return Starlette(routes=[*pages.routes(),
+                             Route("/healthz", health_check(pages.deps), methods=["GET"])])

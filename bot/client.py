@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -11,6 +13,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 # Told of each Web API call that failed (after its retries): the method and what was raised.
 SlackErrorHook = Callable[[str, Exception], None]
@@ -43,6 +48,31 @@ def make_client(token: str, base_url: str, timeout: int = 10,
         ConnectionErrorRetryHandler(max_retry_count=2),
     ])
     return client
+
+
+class UnreachedRetryHandler(ConnectionErrorRetryHandler):
+    """Retries only a call that never reached Slack (connection refused, unknown host): a
+    reset or a dropped answer may come after Slack acted on it."""
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest,
+                   response: HttpResponse | None = None, error: Exception | None = None) -> bool:
+        reason = error.reason if isinstance(error, URLError) else error
+        return response is None and isinstance(reason, ConnectionRefusedError | socket.gaierror)
+
+
+def make_post_once_client(client: WebClient) -> WebClient:
+    """`client` for posts that must never go out twice (reminders, escalation notices: thread
+    replies and DMs). It retries a 429 (Slack says it did not post) and a call that never
+    reached Slack; a 5xx or a dropped connection may have posted, so it is left to the caller
+    (bot/nudges.py sends again only what Slack surely did not take).
+
+    The request's own message keeps `make_client`'s retries: a duplicate there is harmless (the
+    store keeps the first ts it is told of, and any copy's buttons vote on the same request),
+    while a post given up on a 5xx would fail the flow's gate."""
+    return ReportingWebClient(token=client.token, base_url=client.base_url,
+                              timeout=client.timeout, on_error=getattr(client, "on_error", None),
+                              retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3),
+                                              UnreachedRetryHandler(max_retry_count=2)])
 
 
 def make_lookup_client(client: WebClient, timeout: int = 2) -> WebClient:

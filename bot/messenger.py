@@ -17,6 +17,7 @@ from slack_approvals.state.models import ApprovalRequest
 from slack_approvals.state.store import ApprovalStore
 
 from .blocks import request_message
+from .client import make_post_once_client
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class Messenger:
 
     def __init__(self, client: WebClient, store: ApprovalStore) -> None:
         self.client = client
+        # Reminder and escalation posts: never retried after Slack may have posted them.
+        self.poster = make_post_once_client(client)
         self.store = store
         self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
             weakref.WeakValueDictionary())
@@ -130,7 +133,7 @@ class Messenger:
         """A reply in the thread of the request's message."""
         if not (request.message_channel and request.message_ts):
             raise ValueError(f"request {request.id} has no message to reply to")
-        self.client.chat_postMessage(channel=request.message_channel, thread_ts=request.message_ts,
+        self.poster.chat_postMessage(channel=request.message_channel, thread_ts=request.message_ts,
                                      text=text)
 
     def direct_message(self, user: str, message: dict[str, Any]) -> tuple[str, str]:
@@ -141,7 +144,7 @@ class Messenger:
             channel = self._dm_channels.get(user)
         if channel is not None:
             try:
-                return self.post_message(channel, message)
+                return self._post_once(channel, message)
             except SlackApiError as e:
                 if e.response.get("error") not in STALE_DM:
                     raise
@@ -152,7 +155,11 @@ class Messenger:
             self._dm_channels.move_to_end(user)
             while len(self._dm_channels) > DM_CHANNELS_REMEMBERED:
                 self._dm_channels.popitem(last=False)
-        return self.post_message(channel, message)
+        return self._post_once(channel, message)
+
+    def _post_once(self, channel: str, message: dict[str, Any]) -> tuple[str, str]:
+        response = self.poster.chat_postMessage(channel=channel, **message)
+        return str(response["channel"]), str(response["ts"])
 
     def post_message(self, channel: str, message: dict[str, Any]) -> tuple[str, str]:
         """A message that is not a request's (the department roll-up): its channel id and ts."""

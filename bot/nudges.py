@@ -4,8 +4,9 @@
                            once (state.store.fire_many, in bulk) and tell people: a reply in
                            the request's thread mentioning who has not voted, and a DM with
                            the buttons; a post Slack surely did not take is owed and resent
-    Nudger._settled        a tier that lowered the quorum to the approvals in closes the
-                           request (through the Closer) when its escalation comes due
+    Nudger._unsettled      a tier that lowered the quorum to the approvals in closes the
+                           request (through the Closer) when its escalation comes due, in
+                           quiet hours too (a held announcement comes back by that tier's time)
 
 A vote from a DM counts like any other: the buttons carry only the request id, and the click
 handler edits the request's own message (its channel and ts are stored with the request).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -24,7 +26,7 @@ from urllib.error import URLError
 from slack_sdk.errors import SlackApiError
 
 from slack_approvals.state.closing import Closer
-from slack_approvals.state.models import ApprovalRequest, CloseStatus, RequestSpec
+from slack_approvals.state.models import ApprovalRequest, RequestSpec
 from slack_approvals.state.plans import Fired, Owed
 from slack_approvals.state.store import ApprovalStore
 
@@ -81,14 +83,17 @@ class Nudger:
     # When owed posts go out again: the sweeper sets its interval (the next sweep).
     resend_after: timedelta = timedelta(seconds=5)
 
-    def run_due(self, kind: str, limit: int = CLAIM_LIMIT) -> int:
-        """Fire every due action of `kind` this bot claims, `limit` at a time until none is
-        left due, so each goes out within one sweep interval; returns how many fired.
+    def run_due(self, kind: str, limit: int = CLAIM_LIMIT, budget: timedelta | None = None) -> int:
+        """Fire the due actions of `kind` this bot claims, `limit` at a time, until none is
+        left due or `budget` (default: `resend_after`, one sweep interval) has passed; what is
+        left goes out at the next sweep, so deadlines, edits and resumes never wait behind a
+        long queue of reminders. Returns how many fired.
 
         Redis is asked in bulk: per claim of `limit`, one round trip reads the specs, one fires
         every script, one reschedules. The Slack calls of different requests go out `workers`
         at a time (most of a reminder is waiting on Slack); each request's own in order."""
         fired = 0
+        stop_at = time.monotonic() + (self.resend_after if budget is None else budget).total_seconds()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="nudge") as pool:
             while True:
                 claimed = self.store.claim(kind, limit)
@@ -96,7 +101,7 @@ class Nudger:
                     fired += self._fire(kind, claimed, pool.map)
                 # A claimed entry moved a lease ahead (or was fired, held, removed): never
                 # taken again by this loop.
-                if len(claimed) < limit:
+                if len(claimed) < limit or time.monotonic() >= stop_at:
                     return fired
 
     def run_for(self, request_id: str) -> int:
@@ -106,29 +111,66 @@ class Nudger:
         return self._fire(ESCALATE, [request_id], map) + self._fire(REMIND, [request_id], map)
 
     def _fire(self, kind: str, request_ids: list[str], send: Mapper) -> int:
-        specs = self.store.read_specs(request_ids)
+        """One claim's worth: each request stands alone, so a corrupt record or a failing
+        script is logged and skipped, never taking its batch-mates down with it."""
+        corrupt: dict[str, str] = {}
+        specs = self.store.read_specs(request_ids, corrupt)
+        for request_id, problem in corrupt.items():
+            log.error("%s for %s skipped and taken off the schedule: %s", kind, request_id,
+                      problem)
+        # It would fail again at every claim.
+        self.store.unschedule(kind, list(corrupt))
+        if kind == ESCALATE:
+            specs = self._unsettled(specs)
         now = self.clock()
         held: dict[str, datetime] = {}
         ready: dict[str, RequestSpec] = {}
         for request_id, spec in specs.items():
-            if kind == ESCALATE and self._settled(request_id, spec):
-                continue
             hours = spec.business_hours
             if hours is not None and not hours.is_open(now):
                 held[request_id] = hours.next_open(now)
             else:
                 ready[request_id] = spec
+        if kind == ESCALATE and held:
+            held = self._until_next_settlement(held, {i: specs[i] for i in held})
         self.store.defer_many(kind, held)
-        fired = [f for f in self.store.fire_many(kind, ready).values() if f.fired]
+        results = self.store.fire_many(kind, ready)
+        for request_id, result in results.items():
+            if result.error is not None:
+                log.error("%s for %s: %s", kind, request_id, result.error)
+        fired = [f for f in results.values() if f.fired]
         return sum(send(lambda f: self._tell_logged(kind, f), fired))
 
-    def _settled(self, request_id: str, spec: RequestSpec) -> bool:
+    def _unsettled(self, specs: dict[str, RequestSpec]) -> dict[str, RequestSpec]:
         """A tier that lowers the quorum to the approvals already counted approves the request
         at its time, through the one close path (the message shows it, the flow wakes, the
-        audit says which tier). A decision, not an announcement: quiet hours do not hold it."""
-        if all(tier.quorum is None for tier in spec.escalate):
-            return False
-        return self.closer.settle(request_id).status is CloseStatus.CLOSED_NOW
+        audit says which tier). A decision, not an announcement: quiet hours do not hold it.
+        One round trip for the whole claim (two when some settle); the rest are returned."""
+        candidates = [i for i, spec in specs.items()
+                      if any(tier.quorum is not None for tier in spec.escalate)]
+        if not candidates:
+            return specs
+        errors: dict[str, str] = {}
+        try:
+            settled = {r.id for r in self.closer.settle_many(candidates, errors)}
+        except Exception as e:
+            # The announcements still go out; decide and the deadline settle it all the same.
+            log.error("could not settle the escalations of %d requests: %s", len(candidates), e)
+            return specs
+        for request_id, problem in errors.items():
+            log.error("escalation of %s: %s", request_id, problem)
+        return {i: spec for i, spec in specs.items() if i not in settled}
+
+    def _until_next_settlement(self, held: dict[str, datetime],
+                               specs: dict[str, RequestSpec]) -> dict[str, datetime]:
+        """Announcements held in quiet hours come back at the next open, or sooner when a
+        quorum-setting tier comes first: its settlement is not held."""
+        try:
+            times = self.store.tier_times(specs)
+        except Exception as e:
+            log.warning("held escalations wait for the next open: tier times unread (%s)", e)
+            return held
+        return {i: min([until, *times.get(i, ())]) for i, until in held.items()}
 
     def _tell_logged(self, kind: str, fired: Fired) -> int:
         request = fired.request

@@ -19,6 +19,11 @@ def refusal_text(status: DecideStatus, request: ApprovalRequest | None, request_
             return f"{title} already timed out; nothing can be voted on it now."
         return (f"{title} was already {decision.status.value} by "
                 f"{mention(decision.decided_by)}; your vote was not recorded.")
+    if status is DecideStatus.SETTLED:
+        why = request.decision.reason if request.decision and request.decision.reason else None
+        return (f"{title} was already approved"
+                + (f" ({escape(why)})" if why else " by an escalation tier's lower quorum")
+                + "; your vote was not recorded.")
     if status is DecideStatus.EXPIRED:
         return f"The deadline of {title} has passed; votes are no longer accepted."
     if status is DecideStatus.NOT_ELIGIBLE:

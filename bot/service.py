@@ -71,13 +71,15 @@ class _GracefulServer(uvicorn.Server):
 
 
 def serve_http(web_app: Starlette, deps: BotDeps, sweeper: Sweeper, host: str, port: int,
-               on_stop: StopHook | None = None) -> None:
+               on_stop: StopHook | None = None, trusted_proxies: str = "127.0.0.1") -> None:
     """On SIGTERM/SIGINT uvicorn stops accepting and lets in-flight requests finish; then the
-    queued message edits run and the process exits 0."""
+    queued message edits run and the process exits 0. `trusted_proxies`: whose
+    X-Forwarded-For names the client (APPROVALS_TRUSTED_PROXIES)."""
     # log_config=None: uvicorn's lines go through the handlers the process set up (JSON too),
     # not a text handler of uvicorn's own.
     config = uvicorn.Config(web_app, host=host, port=port, log_level="warning", log_config=None,
-                            timeout_graceful_shutdown=10, access_log=False)
+                            timeout_graceful_shutdown=10, access_log=False,
+                            forwarded_allow_ips=trusted_proxies)
     sweeper.start()
     try:
         _GracefulServer(config).run()
@@ -85,17 +87,24 @@ def serve_http(web_app: Starlette, deps: BotDeps, sweeper: Sweeper, host: str, p
         _drain(deps, sweeper, on_stop)
 
 
+def page_config(page: Starlette, host: str, port: int, trusted_proxies: str) -> uvicorn.Config:
+    """The approval page's server in Socket Mode: its log lines through the process's handlers
+    (JSON too), and X-Forwarded-For believed from the trusted proxies only."""
+    return uvicorn.Config(page, host=host, port=port, log_level="warning", log_config=None,
+                          access_log=False, forwarded_allow_ips=trusted_proxies)
+
+
 def serve_socket_mode(app: App, app_token: str, deps: BotDeps, sweeper: Sweeper,
                       on_stop: StopHook | None = None, page: Starlette | None = None,
-                      page_host: str = "0.0.0.0", page_port: int = 3000) -> None:
+                      page_host: str = "0.0.0.0", page_port: int = 3000,
+                      trusted_proxies: str = "127.0.0.1") -> None:
     """`page`: the web approval page, which Socket Mode has no HTTP server for: served on
     `page_port` in a thread of its own, stopped before the listener."""
     stop = threading.Event()
     page_server: uvicorn.Server | None = None
     page_thread: threading.Thread | None = None
     if page is not None:
-        page_server = uvicorn.Server(uvicorn.Config(page, host=page_host, port=page_port,
-                                                    log_level="warning", access_log=False))
+        page_server = uvicorn.Server(page_config(page, page_host, page_port, trusted_proxies))
         page_thread = threading.Thread(target=page_server.run, name="approval-page", daemon=True)
         page_thread.start()
 

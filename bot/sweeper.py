@@ -1,7 +1,7 @@
 """Closes overdue requests with their timeout outcome, through the one close path, sends the
 reminders and escalation announcements that are due (bot/nudges.py), and edits again the
 messages whose last edit failed. Any number of bots may sweep one Redis: each action is
-claimed and fired once."""
+claimed and fired once. The mailer, when there is one, runs beside it on a thread of its own."""
 
 from __future__ import annotations
 
@@ -35,20 +35,34 @@ class Sweeper:
             self.nudger.clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="approvals-sweeper", daemon=True)
+        # Mail on a thread of its own: an unreachable mail server holds back no deadline,
+        # reminder or resume.
+        self._mail_thread = (threading.Thread(target=mailer.run, args=(self._stop, interval),
+                                              name="approvals-mailer", daemon=True)
+                             if mailer is not None else None)
 
     def sweep_once(self) -> int:
         """Closes what is overdue (returns how many), then re-edits stale messages."""
-        closed = len(self.deps.closer.expire_due())
+        # Each phase on its own: one that fails (a bad record, Redis restarting) is logged
+        # and the phases after it still run.
+        closed = self._phase("deadlines", lambda: len(self.deps.closer.expire_due())) or 0
         # Tiers first, so a reminder in the same sweep names the people they added.
-        self.nudger.run_due(ESCALATE)
-        self.nudger.run_due(REMIND)
-        self.deps.messenger.refresh_stale()
+        self._phase("escalations", lambda: self.nudger.run_due(ESCALATE))
+        self._phase("reminders", lambda: self.nudger.run_due(REMIND))
+        self._phase("message edits", self.deps.messenger.refresh_stale)
         # Suspended flow runs owed a resume (or watched while their request waits).
         resume_due(self.deps.closer)
-        # Last: a slow mail server must not hold back deadlines and Slack edits.
-        if self.mailer is not None:
-            self.mailer.run_due()
         return closed
+
+    @staticmethod
+    def _phase(name: str, run: Callable[[], int | None]) -> int | None:
+        try:
+            return run()
+        except RedisError as e:
+            log.warning("sweep: %s failed: %s", name, e)
+        except Exception:
+            log.exception("sweep: %s failed", name)
+        return None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -63,8 +77,13 @@ class Sweeper:
 
     def start(self) -> None:
         self._thread.start()
+        if self._mail_thread is not None:
+            self._mail_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        # A send under way ends at its SMTP timeout; the lease brings back what it left.
+        if self._mail_thread is not None and self._mail_thread.is_alive():
+            self._mail_thread.join(timeout=10)

@@ -66,6 +66,12 @@ def record_vote(deps: BotDeps, request_id: str, user: str, vote: Outcome,
 def follow_up(deps: BotDeps, result: DecideResult, request_id: str, clicker: Clicker) -> None:
     """After the ack: edit the message, tell a refused clicker why, report a final decision."""
     try:
+        if result.status is DecideStatus.SETTLED and result.request is not None:
+            # The click closed a request a tier had already approved: show the decision, and
+            # tell the clicker their vote was not recorded.
+            deps.closer.announce(result.request)
+            tell(deps, clicker, refusal_text(result.status, result.request, request_id))
+            return
         if result.status.accepted and result.request is not None:
             deps.closer.announce(result.request)
             if clicker.from_home:

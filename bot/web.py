@@ -6,7 +6,6 @@ listeners read (bot/inbound.py); everything else is answered here without parsin
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -20,12 +19,11 @@ from starlette.routing import Route
 
 from .approval_page import ApprovalPages
 from .deps import BotDeps
+from .health import health_check
 from .inbound import MAX_BODY_BYTES, payload_problem, signed
 from .metrics import payload_kind
 
 EVENTS_PATH = "/slack/events"
-# A load balancer's health check does not retry: answer within its usual 3 s whatever Redis does.
-HEALTH_TIMEOUT_SECONDS = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +75,8 @@ def build_web_app(app: App, deps: BotDeps, *, signing_secret: str,
         deps.metrics.acked(payload_kind(bolt_request.body), time.perf_counter() - arrived)
         return to_starlette_response(bolt_response)
 
-    async def healthz(_: Request) -> Response:
-        # Only ok / not ok: the endpoint is public, and Redis's address or error is not.
-        try:
-            ok = await asyncio.wait_for(run_in_threadpool(deps.store.ping),
-                                        HEALTH_TIMEOUT_SECONDS)
-        except Exception as e:  # any Redis failure (or silence) means "not healthy"
-            log.warning("health check: Redis did not answer (%s)", type(e).__name__)
-            ok = False
-        return JSONResponse({"ok": bool(ok)}, status_code=200 if ok else 503)
-
     return Starlette(routes=[
         Route(EVENTS_PATH, slack_events, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
+        Route("/healthz", health_check(deps), methods=["GET"]),
         *(pages.routes() if pages is not None else []),
     ])

@@ -180,7 +180,10 @@ REQUEST_RETRY_POLICY: RetryPolicy = {**SLACK_RETRY_POLICY,
                                      "retry_condition_fn": slack_or_redis_trouble}
 
 
-@task(name="request-approval", cache_policy=NO_CACHE, **REQUEST_RETRY_POLICY)
+# Neither gate task keeps a result: a run re-entered after a suspend runs both again (they
+# find the request by its key), and not persisting spares a file write on the click's path.
+@task(name="request-approval", cache_policy=NO_CACHE, persist_result=False,
+      **REQUEST_RETRY_POLICY)
 async def request_approval(draft: Draft, gate: str, key_scope: str | None = None) -> ApprovalRequest:
     """Route, create and post; a retry finds both the request and its message. A message
     Slack still refuses when the retries are spent cancels its request."""
@@ -300,7 +303,7 @@ async def _until_redis_answers(request_id: str, error: Exception) -> None:
 # The default covers the longest timeout; approval_gate sets the exact count.
 @task(name="wait-for-decision", task_run_name="wait-for-decision-{request_id}",
       retries=wait_attempts(MAX_TIMEOUT, ATTEMPT_SECONDS), retry_delay_seconds=0,
-      retry_condition_fn=only_pending, cache_policy=NO_CACHE)
+      retry_condition_fn=only_pending, cache_policy=NO_CACHE, persist_result=False)
 async def wait_for_decision(request_id: str, deadline: datetime,
                             hold_until: datetime | None = None) -> Decision | None:
     """One attempt: slices of waiting (see `_one_slice`) for up to ATTEMPT_SECONDS, then

@@ -395,7 +395,7 @@ def _rule_problems(document: PolicyDocument, lines: Mapping[Path, int]) -> list[
             escalate = rule.escalate if rule.escalate is not None else document.defaults.escalate
             at: Path = ("rules", index) if rule.escalate is None else ("rules", index, "escalate")
             problems += _tier_quorum_problems(f"rules[{index}].escalate", at, escalate or [],
-                                              approvers, groups, lines)
+                                              approvers, groups, lines, quorum)
     defaults = document.defaults
     if defaults.quorum and defaults.approvers and not defaults.approver_groups \
             and defaults.quorum > len(defaults.approvers):
@@ -404,17 +404,29 @@ def _rule_problems(document: PolicyDocument, lines: Mapping[Path, int]) -> list[
                                 f"{len(defaults.approvers)} approvers listed and no groups"))
     problems += _tier_quorum_problems("defaults.escalate", ("defaults", "escalate"),
                                       defaults.escalate or [], defaults.approvers,
-                                      defaults.approver_groups, lines)
+                                      defaults.approver_groups, lines, defaults.quorum)
     return problems
 
 
 def _tier_quorum_problems(name: str, at: Path, tiers: list[Tier], approvers: list[str] | None,
-                          groups: list[str] | None, lines: Mapping[Path, int]) -> list[Problem]:
-    """A tier's quorum holds from its time until a later tier sets another: with no group
-    eligible by then, the approvers and those tiers' users must be able to reach it."""
+                          groups: list[str] | None, lines: Mapping[Path, int],
+                          quorum: int | None = None) -> list[Problem]:
+    """A tier's quorum holds from its time until a later tier sets another: it may lower the
+    quorum in force (`quorum`, the rule's own when the policy says it), never raise it; with
+    no group eligible by then, the approvers and those tiers' users must be able to reach it."""
     problems = []
+    in_force = quorum
     for k, tier in enumerate(tiers):
-        if tier.quorum is None or not approvers:
+        if tier.quorum is None:
+            continue
+        if in_force is not None and tier.quorum > in_force:
+            where = (*at, k, "quorum") if at[-1] == "escalate" else at
+            problems.append(Problem(_line_of(where, lines),
+                                    f"{name}[{k}].quorum: {tier.quorum} is more than the "
+                                    f"{in_force} in force before that tier; a tier may only "
+                                    "lower the quorum"))
+        in_force = tier.quorum
+        if not approvers:
             continue
         end = next((j for j in range(k + 1, len(tiers)) if tiers[j].quorum is not None),
                    len(tiers))

@@ -164,6 +164,7 @@ def web_api_routes(
                     int(spec["status"]),
                     count=int(spec.get("count", 1)),
                     retry_after=int(spec["retry_after"]) if "retry_after" in spec else None,
+                    error=str(spec["error"]) if "error" in spec else None,
                 )
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)

@@ -92,6 +92,14 @@ class Closer:
         """A decision the flow makes itself (auto-approval), with its reason in the audit."""
         return self._announced(self.store.resolve(request_id, approved, by, reason))
 
+    def settle_many(self, request_ids: list[str],
+                    errors: dict[str, str] | None = None) -> list[ApprovalRequest]:
+        """`settle` for the escalations a sweeper claimed at once; each closed one announced."""
+        closed = self.store.settle_many(request_ids, errors)
+        for request in closed:
+            self.announce(request)
+        return closed
+
     def settle(self, request_id: str) -> CloseResult:
         """Approve a request an escalation tier's lower quorum has settled (the sweeper's
         escalation does this, so the flow wakes without waiting for another vote)."""

@@ -92,7 +92,10 @@ class DecideStatus(StrEnum):
     """What `decide` did; every refusal has its own member so the bot can say exactly why."""
 
     RECORDED = "recorded"  # vote counted, quorum not reached yet
-    APPROVED = "approved"  # this vote reached the quorum (or a tier's lower one was met before it)
+    APPROVED = "approved"  # this vote reached the quorum
+    # Not recorded: an escalation tier's lower quorum was already met, so the request closed
+    # approved just now (whoever clicked, whatever they chose).
+    SETTLED = "settled"
     REJECTED = "rejected"  # this vote rejected the request
     UNKNOWN = "unknown"
     CLOSED = "closed"
@@ -227,12 +230,20 @@ class RequestSpec(BaseModel):
                     "(name another approver, lower the quorum or allow self-approval)")
 
     def _check_tier_quorums(self) -> None:
-        """A tier's quorum holds from its time until a later tier sets another; those who may
-        vote meanwhile must be able to reach it. Like the spec's own quorum, it is checked only
-        while no user group is eligible, group sizes being unknown here."""
+        """A tier's quorum holds from its time until a later tier sets another; it is never more
+        than the one before it, and those who may vote meanwhile must be able to reach it (like
+        the spec's own quorum, only while no user group is eligible: group sizes are unknown)."""
+        in_force = self.quorum
         for index, tier in enumerate(self.escalate):
             if tier.quorum is None:
                 continue
+            # A tier may lower the quorum, never raise it: approvals met under a lower one
+            # already settled the request (decide, the sweeper and the deadline all say so).
+            if tier.quorum > in_force:
+                raise ValueError(
+                    f"escalate[{index}].quorum: {tier.quorum} is more than the {in_force} "
+                    "already in force before that tier; a tier may only lower the quorum")
+            in_force = tier.quorum
             end = next((j for j in range(index + 1, len(self.escalate))
                         if self.escalate[j].quorum is not None), len(self.escalate))
             tiers = self.escalate[:end]
@@ -311,6 +322,8 @@ class ApprovalRequest(BaseModel):
     reminders_sent: int = 0
     # Email voter (`mailto:<address>`) -> the Slack user the address belongs to: one voter.
     aliases: dict[str, str] = {}
+    # Email approvers whose mail is done with: sent, or refused for good.
+    mailed: frozenset[str] = frozenset()
     tiers_reached: int = 0  # escalation tiers announced (a tier's people may vote once due)
     # The flow run suspended while waiting on this request; whoever records the decision
     # resumes it (state/resuming.py).
@@ -366,6 +379,8 @@ class ApprovalRequest(BaseModel):
             self.spec.open_to_anyone
             or user in self.spec.approvers
             or user in self.spec.email_voters
+            # A Slack user whose address was named among the email approvers.
+            or user in self.aliases.values()
             or user in escalated
             or bool(set(self.spec.approver_groups) & set(groups))
             or bool(set(escalated) & set(groups))

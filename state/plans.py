@@ -80,6 +80,8 @@ class Fired:
     request: ApprovalRequest | None
     before: int = 0
     resend: Owed | None = None
+    # Why this one could not be fired or read back (a script error, a corrupt record).
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,10 @@ class Batch:
 
 @dataclass(frozen=True)
 class Scripts:
-    """Scripts of different requests sent in one round trip (a non-transactional pipeline):
-    each stays atomic, and the keys of each share one hash slot, so a cluster takes them too."""
+    """Scripts of different requests, each atomic on its own: in one round trip (a
+    non-transactional pipeline) on a single server; one by one on a Redis Cluster, whose
+    client refuses scripts in a pipeline. The answer has one entry per script, in order: its
+    reply, or the ResponseError it raised (one script's error spares the others)."""
 
     scripts: list[RunScript]
 
@@ -224,6 +228,7 @@ def parse_request(request_id: str, spec_json: str | RequestSpec | None,
             reminders_sent=int(state.get("reminders", 0)),
             tiers_reached=int(state.get("tiers_reached", 0)),
             aliases={name[6:]: value for name, value in state.items() if name.startswith("alias:")},
+            mailed=frozenset(name[5:] for name in state if name.startswith("mail:")),
             suspended_run=state.get("resume_run"),
         )
     except (KeyError, ValueError, IndexError, ValidationError) as e:
@@ -494,10 +499,12 @@ class Plans:
     # -- mail to email approvers (claimed from schedule("mail") like any scheduled action) ---
 
     def mail_begin(self, request_id: str, address: str, slack_user: str | None,
-                   token_hashes: tuple[str, str], lease: timedelta = DEFAULT_LEASE) -> Plan:
-        """Take the send of one approver's mail for `lease`, record the Slack user the address
-        belongs to, and write its approve and reject links (by their tokens' hashes). Returns
-        `("go", deadline)` or `(status, None)`: unknown, closed, not_approver, done, busy."""
+                   token_hashes: tuple[str, str], lease: timedelta = DEFAULT_LEASE,
+                   owner: str = "") -> Plan:
+        """Take the send of one approver's mail for `lease` (held by `owner`), record the Slack
+        user the address belongs to, and write its approve and reject links (by their tokens'
+        hashes). Returns `("go", deadline)` or `(status, None)`: unknown, closed (decided or
+        past its deadline), not_approver, done, busy."""
         check_request_id(request_id)
         voter = email_voter(address)
         if slack_user is not None:
@@ -508,22 +515,33 @@ class Plans:
         keys = [*self.keys.request_keys(request_id),
                 *(self.keys.link(request_id, h) for h in token_hashes)]
         reply = yield RunScript("mail", keys, ["begin", email_of(voter) or "", self.retention_ms,
-                                              max(int(lease.total_seconds() * 1000), 1),
+                                              owner, max(int(lease.total_seconds() * 1000), 1),
                                               slack_user or ""])
-        if reply[0] == "go":
-            return "go", ms_to_datetime(int(reply[1]))
-        return reply[0], None
+        if reply[0] != "go":
+            return reply[0], None
+        deadline = ms_to_datetime(int(reply[1]))
+        if slack_user is not None:
+            # The person behind the address sees the request in their own pending list (App
+            # Home, /approvals) as if named in Slack; a closed request's entry heals away.
+            yield Call("zadd", (self.keys.pending_by_approver(slack_user),
+                                {request_id: int(reply[1])}))
+        return "go", deadline
 
     def mail_end(self, request_id: str, address: str, error: str | None = None,
-                 final: bool = False) -> Plan:
+                 final: bool = False, owner: str = "") -> Plan:
         """The mail went out (`error` None), or failed: for good when `final`, else it is sent
-        again at a later claim. Either way the audit says so."""
+        again at a later claim. Returns the failures in a row (0 once sent; None when another
+        bot holds the lease now). The audit has the sending, the first failure, each new
+        reason and the final one."""
         check_request_id(request_id)
         address = email_of(email_voter(address)) or ""
-        args: list[str | int] = (["sent", address, self.retention_ms] if error is None else
-                                 ["failed", address, self.retention_ms, error[:MAX_REASON],
+        args: list[str | int] = (["sent", address, self.retention_ms, owner] if error is None else
+                                 ["failed", address, self.retention_ms, owner, error[:MAX_REASON],
                                   "1" if final else "0"])
-        yield RunScript("mail", self.keys.request_keys(request_id), args)
+        reply = yield RunScript("mail", self.keys.request_keys(request_id), args)
+        if reply[0] == "lost":
+            return None
+        return int(reply[1]) if len(reply) > 1 else 0
 
     def mail_next(self, request_id: str, at: datetime | None) -> Plan:
         """Claim the request's mails again at `at` (some are left to send), or never (None)."""
@@ -561,13 +579,16 @@ class Plans:
                      Call("pexpire", (history, self.retention_ms)),
                      # It no longer waits for this user, whatever else happens to it.
                      Call("zrem", (self.keys.pending_by_approver(user), request_id))]
-            if not any(v.user == user for v in request.votes):
-                calls = []  # approved by a tier's lower quorum before this vote counted
             if status is not DecideStatus.RECORDED:
                 calls += [Call("zrem", (index, request_id))
                           for index in self.indexes_of(request.spec) + self.schedules()]
                 calls += self._resume_now(request)
             yield Batch(calls)
+        elif status is DecideStatus.SETTLED:
+            # Closed by a tier's lower quorum, with no vote of this user's: off every list.
+            calls = [Call("zrem", (index, request_id))
+                     for index in self.indexes_of(request.spec) + self.schedules()]
+            yield Batch(calls + self._resume_now(request))
         return DecideResult(status=status, request=request)
 
     def _close(self, request_id: str, mode: str, user: str, reason: str,
@@ -607,6 +628,48 @@ class Plans:
         counted (by the server's clock); NOT_DUE when no tier's quorum is met."""
         check_request_id(request_id)
         return (yield from self._close(request_id, "settle", "", ""))
+
+    def settle_many(self, request_ids: list[str], errors: dict[str, str] | None = None) -> Plan:
+        """`settle` for many requests: one round trip when none is settled, one more to read
+        back and unlist those that are. Returns the requests closed now; a script's error
+        goes in `errors` by id (when given) and spares the others."""
+        if not request_ids:
+            return []
+        replies = yield Scripts([RunScript("close", self.keys.request_keys(check_request_id(i)),
+                                           ["settle", "", "", self.retention_ms, "", "0"])
+                                 for i in request_ids])
+        closed = []
+        for request_id, reply in zip(request_ids, replies, strict=True):
+            if isinstance(reply, Exception):
+                if errors is not None:
+                    errors[request_id] = f"settle failed: {reply}"
+            elif reply[0] == CloseStatus.CLOSED_NOW.value:
+                closed.append(request_id)
+        requests = yield from self._read_many(closed)
+        calls: list[Call] = []
+        for request in requests:
+            calls += [Call("zrem", (index, request.id))
+                      for index in self.indexes_of(request.spec) + self.schedules()]
+            calls += self._resume_now(request)
+        if calls:
+            yield Batch(calls)
+        return requests
+
+    def tier_times(self, specs: Mapping[str, RequestSpec]) -> Plan:
+        """When each quorum-setting escalation tier of these requests still to come comes, by
+        the server's clock (one round trip): request id -> those times, in tier order."""
+        ids = [i for i, spec in specs.items() if any(t.quorum is not None for t in spec.escalate)]
+        if not ids:
+            return {}
+        (seconds, micros), *raw = yield Batch(
+            [Call("time"), *(Call("hmget", (self.keys.state(check_request_id(i)),
+                                            *(f"tier_at:{n}" for n, t in
+                                              enumerate(specs[i].escalate, 1)
+                                              if t.quorum is not None)))
+                             for i in ids)])
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        return {i: [ms_to_datetime(int(at)) for at in times if at is not None and int(at) > now_ms]
+                for i, times in zip(ids, raw, strict=True)}
 
     def expire(self, request_id: str) -> Plan:
         check_request_id(request_id)
@@ -676,9 +739,11 @@ class Plans:
                      Call("pexpireat", (schedule, expire_at), {"gt": True})])
         return True
 
-    def read_specs(self, request_ids: list[str]) -> Plan:
+    def read_specs(self, request_ids: list[str], corrupt: dict[str, str] | None = None) -> Plan:
         """The specs of these requests, by id (one gone from Redis is left out): written once
-        at create, they say what a sweeper must know before it fires (quiet hours, tiers)."""
+        at create, they say what a sweeper must know before it fires (quiet hours, tiers).
+        A spec that is not valid is left out too, its reason put in `corrupt` by id (when
+        given): one bad record must not hold back the others claimed with it."""
         if not request_ids:
             return {}
         raw = yield Batch([Call("get", (self.keys.spec(check_request_id(i)),))
@@ -691,8 +756,15 @@ class Plans:
                 specs[request_id] = RequestSpec.model_validate_json(spec_json,
                                                                     context={"stored": True})
             except ValidationError as e:
-                raise CorruptRecord(f"request {request_id}: stored spec is invalid ({e})") from e
+                if corrupt is not None:
+                    corrupt[request_id] = f"stored spec is invalid ({e})"
         return specs
+
+    def unschedule(self, kind: str, request_ids: list[str]) -> Plan:
+        """Drop these requests' entries from the schedule of `kind` (a corrupt record that
+        would fail again at every claim)."""
+        if request_ids:
+            yield Call("zrem", (self.keys.schedule(kind), *request_ids))
 
     def fire_many(self, kind: str, specs: Mapping[str, RequestSpec]) -> Plan:
         """`fire` for many requests (their specs read by `read_specs`) in two round trips: the
@@ -707,6 +779,11 @@ class Plans:
         calls: list[Call] = []
         results: dict[str, Fired] = {}
         for request_id, reply in zip(ids, replies, strict=True):
+            if isinstance(reply, Exception):
+                # Its schedule entry stays a lease ahead: it is tried again then.
+                results[request_id] = Fired(fired=False, count=0, request=None,
+                                            error=f"fire failed: {reply}")
+                continue
             count, next_due, before = _fire_reply(reply)
             # The schedule follows the state: the next due time, or no entry at all.
             calls.append(Call("zadd", (schedule, {request_id: int(next_due)})) if next_due
@@ -714,14 +791,21 @@ class Plans:
             if reply[0] not in ("fired", "resend"):
                 results[request_id] = Fired(fired=False, count=0, request=None)
                 continue
-            state = dict(zip(reply[4][::2], reply[4][1::2], strict=True))
-            request = parse_request(request_id, specs[request_id], state)
+            try:
+                state = dict(zip(reply[4][::2], reply[4][1::2], strict=True))
+                request = parse_request(request_id, specs[request_id], state)
+                resend = Owed.from_json(reply[5]) if reply[0] == "resend" else None
+            except (CorruptRecord, ValueError, KeyError, TypeError) as e:
+                # Fired (counted) but not readable: nothing can be sent for it.
+                results[request_id] = Fired(fired=False, count=count, request=None,
+                                            before=before, error=f"fired but unreadable: {e}")
+                continue
             if kind == "escalate":
                 calls += self._list_escalated(request)
-            resend = Owed.from_json(reply[5]) if reply[0] == "resend" else None
             results[request_id] = Fired(fired=True, count=count, request=request, before=before,
                                         resend=resend)
-        yield Batch(calls)
+        if calls:
+            yield Batch(calls)
         return results
 
     def _list_escalated(self, request: ApprovalRequest) -> list[Call]:

@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.exceptions import RedisError
+import redis.asyncio.cluster
+import redis.cluster
+from redis.exceptions import RedisError, ResponseError
 
 from .keys import KeySpace
 from .models import (
@@ -73,13 +75,24 @@ class ApprovalStore:
                 self._scripts[step.name] = self.client.register_script(script_source(step.name))
             return self._scripts[step.name](keys=step.keys, args=step.args)
         if isinstance(step, Scripts):
-            pipe = self.client.pipeline(transaction=False)
             for script in step.scripts:
                 if script.name not in self._scripts:
                     self._scripts[script.name] = self.client.register_script(
                         script_source(script.name))
+            if isinstance(self.client, redis.cluster.RedisCluster):
+                # redis-py refuses EVALSHA in a cluster pipeline: one script at a time.
+                replies: list[Any] = []
+                for script in step.scripts:
+                    try:
+                        replies.append(self._scripts[script.name](keys=script.keys,
+                                                                  args=script.args))
+                    except ResponseError as e:
+                        replies.append(e)
+                return replies
+            pipe = self.client.pipeline(transaction=False)
+            for script in step.scripts:
                 self._scripts[script.name](keys=script.keys, args=script.args, client=pipe)
-            return pipe.execute()
+            return pipe.execute(raise_on_error=False)
         if isinstance(step, Batch):
             pipe = self.client.pipeline(transaction=False)
             for call in step.calls:
@@ -140,14 +153,16 @@ class ApprovalStore:
 
     def mail_begin(self, request_id: str, address: str, slack_user: str | None,
                    token_hashes: tuple[str, str],
-                   lease: timedelta = DEFAULT_LEASE) -> tuple[str, datetime | None]:
+                   lease: timedelta = DEFAULT_LEASE, owner: str = "") -> tuple[str, datetime | None]:
         result: tuple[str, datetime | None] = self._run(
-            self.plans.mail_begin(request_id, address, slack_user, token_hashes, lease))
+            self.plans.mail_begin(request_id, address, slack_user, token_hashes, lease, owner))
         return result
 
     def mail_end(self, request_id: str, address: str, error: str | None = None,
-                 final: bool = False) -> None:
-        self._run(self.plans.mail_end(request_id, address, error, final))
+                 final: bool = False, owner: str = "") -> int | None:
+        result: int | None = self._run(
+            self.plans.mail_end(request_id, address, error, final, owner))
+        return result
 
     def mail_next(self, request_id: str, at: datetime | None) -> None:
         self._run(self.plans.mail_next(request_id, at))
@@ -211,12 +226,25 @@ class ApprovalStore:
         result: Fired = self._run(self.plans.fire(kind, request_id))
         return result
 
-    def read_specs(self, request_ids: list[str]) -> dict[str, RequestSpec]:
-        result: dict[str, RequestSpec] = self._run(self.plans.read_specs(request_ids))
+    def read_specs(self, request_ids: list[str],
+                   corrupt: dict[str, str] | None = None) -> dict[str, RequestSpec]:
+        result: dict[str, RequestSpec] = self._run(self.plans.read_specs(request_ids, corrupt))
         return result
 
     def fire_many(self, kind: str, specs: Mapping[str, RequestSpec]) -> dict[str, Fired]:
         result: dict[str, Fired] = self._run(self.plans.fire_many(kind, specs))
+        return result
+
+    def unschedule(self, kind: str, request_ids: list[str]) -> None:
+        self._run(self.plans.unschedule(kind, request_ids))
+
+    def settle_many(self, request_ids: list[str],
+                    errors: dict[str, str] | None = None) -> list[ApprovalRequest]:
+        result: list[ApprovalRequest] = self._run(self.plans.settle_many(request_ids, errors))
+        return result
+
+    def tier_times(self, specs: Mapping[str, RequestSpec]) -> dict[str, list[datetime]]:
+        result: dict[str, list[datetime]] = self._run(self.plans.tier_times(specs))
         return result
 
     def defer(self, kind: str, request_id: str, until: datetime) -> None:
@@ -273,13 +301,24 @@ class AsyncApprovalStore:
                 self._scripts[step.name] = self.client.register_script(script_source(step.name))
             return await self._scripts[step.name](keys=step.keys, args=step.args)
         if isinstance(step, Scripts):
-            pipe = self.client.pipeline(transaction=False)
             for script in step.scripts:
                 if script.name not in self._scripts:
                     self._scripts[script.name] = self.client.register_script(
                         script_source(script.name))
+            if isinstance(self.client, redis.asyncio.cluster.RedisCluster):
+                # As the blocking store: no scripts in a cluster pipeline.
+                replies: list[Any] = []
+                for script in step.scripts:
+                    try:
+                        replies.append(await self._scripts[script.name](keys=script.keys,
+                                                                        args=script.args))
+                    except ResponseError as e:
+                        replies.append(e)
+                return replies
+            pipe = self.client.pipeline(transaction=False)
+            for script in step.scripts:
                 await self._scripts[script.name](keys=script.keys, args=script.args, client=pipe)
-            return await pipe.execute()
+            return await pipe.execute(raise_on_error=False)
         if isinstance(step, Batch):
             pipe = self.client.pipeline(transaction=False)
             for call in step.calls:

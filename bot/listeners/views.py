@@ -8,7 +8,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from slack_bolt import Ack, App
 
-from slack_approvals.state.models import MAX_REASON, Outcome
+from slack_approvals.state.models import MAX_REASON, DecideStatus, Outcome
 
 from ..blocks import parse_modal_metadata
 from ..deps import BotDeps
@@ -47,6 +47,9 @@ def handle_reject_submission(ack: Ack, body: dict[str, Any], view: dict[str, Any
         # Someone else may have decided while the modal was open: say so where the user looks.
         ack(response_action="errors",
             errors={REASON_BLOCK: refusal_text(result.status, result.request, request_id)})
+        if result.status is DecideStatus.SETTLED and result.request is not None:
+            # This submission closed it (a tier had approved it): the message shows so.
+            deps.background.submit(deps.closer.announce, result.request)
         return
     ack()
     channel = result.request.message_channel if result.request else None

@@ -1,5 +1,6 @@
 -- close: end a pending request without a quorum vote.
--- ARGV[1] mode: 'expire' (only once due; applies the timeout outcome),
+-- ARGV[1] mode: 'expire' (only once due; applies the timeout outcome, unless a tier's quorum
+--                         was met before the deadline: then approved as 'settle' would)
 --               'cancel' (by the requester, or anyone when ARGV[6] is '1'),
 --               'resolve' (a system decision, e.g. auto-approval below a threshold)
 --               'settle' (approve when an escalation tier's quorum, by now, is already met
@@ -19,10 +20,15 @@ local mode, user, reason = ARGV[1], ARGV[2], ARGV[3]
 local retention = tonumber(ARGV[4])
 local now = now_ms()
 if mode == 'expire' then
-  if now < tonumber(state[2]) then
+  local deadline = tonumber(state[2])
+  if now < deadline then
     return {'not_due'}
   end
-  close('timed_out', state[4] == 'approve', '', reason, now, retention)
+  -- A tier whose quorum was met before the deadline approved the request at its time; only
+  -- a request no tier settled times out.
+  if not settle_by_tier(math.min(now, deadline - 1), retention) then
+    close('timed_out', state[4] == 'approve', '', reason, now, retention)
+  end
 elseif mode == 'cancel' then
   if ARGV[6] ~= '1' and user ~= state[3] then
     return {'not_requester'}

@@ -1,8 +1,8 @@
 -- decide: record one vote, atomically, and close the request when it is settled.
 -- ARGV[1] user   ARGV[2] 'approve'|'reject'   ARGV[3] reason or ''   ARGV[4] retention ms
 -- ARGV[5..] Slack user groups the user belongs to (resolved by the caller)
--- Returns {status, approvals so far}; status is one of DecideStatus ('approved' with no vote
--- recorded when a tier's lower quorum had already been met).
+-- Returns {status, approvals so far}; status is one of DecideStatus ('settled': no vote
+-- recorded, a tier's lower quorum had already been met, and the request closed approved).
 
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return {'unknown', '0'}
@@ -20,9 +20,10 @@ if now >= tonumber(state[2]) then
 end
 -- The quorum in force is the latest escalation tier's, by this clock: when a tier lowered it
 -- to the approvals already counted, the request was approved at that time, whatever this
--- click says; it closes so now if no sweeper has closed it yet.
+-- click says; it closes so now if no sweeper has closed it yet. `settled`, not `approved`:
+-- the clicker's vote was not recorded, whoever they are, and they must be told so.
 if settle_by_tier(now, tonumber(ARGV[4])) then
-  return {'approved', approvals}
+  return {'settled', approvals}
 end
 -- An escalation tier's people may vote from its time on, by this clock, whether or not a
 -- sweeper has announced the tier yet.

@@ -2,7 +2,8 @@
 -- ARGV[1] kind: 'remind' (one more reminder, up to the limit; or, first, the posts of the
 --                         last one owed again)
 --               'escalate' (announce every escalation tier whose time has come)
---               'owe' (ARGV[2]: JSON of the last reminder's posts Slack surely did not take)
+--               'owe' (ARGV[2]: JSON of the last reminder's posts Slack surely did not take,
+--                      merged with those already owed)
 -- Returns {'fired', reminders sent | tiers reached, next due ms or '', the count before,
 --          the state hash as HGETALL gives it}
 --      or {'resend', the same four, the owed JSON}: the owed posts, taken once
@@ -23,7 +24,20 @@ if state[1] ~= 'pending' then
 end
 local now = now_ms()
 if kind == 'owe' then
-  redis.call('HSET', KEYS[2], 'remind_owed', ARGV[2])
+  -- Merged with posts already owed (another sweeper's, not yet taken): none is lost.
+  local owed = ARGV[2]
+  if state[9] then
+    local old, new = cjson.decode(state[9]), cjson.decode(ARGV[2])
+    local users, seen = {}, {}
+    for _, list in ipairs({old.users, new.users}) do
+      for _, u in ipairs(list) do
+        if not seen[u] then seen[u] = true; table.insert(users, u) end
+      end
+    end
+    owed = cjson.encode({thread = old.thread or new.thread, users = users,
+                         tries = math.max(old.tries, new.tries)})
+  end
+  redis.call('HSET', KEYS[2], 'remind_owed', owed)
   return {'owed', tostring(now)}
 end
 if kind == 'remind' and state[9] then

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,12 +132,42 @@ def test_a_bad_address_is_one_line(tmp_path: Path) -> None:
     ({"approvals_smtp_url": "smtp://me:hunter2@"}, "names no host"),
     ({"approvals_mail_from": "approvals"}, "must be a mail address"),
     ({"approvals_public_url": "approvals.example.com"}, "must be the http(s) address"),
+    # The page's form and cookie are rooted at /approval/: a prefix could never work.
+    ({"approvals_public_url": "https://example.com/approvals"}, "with no path"),
+    ({"approvals_trusted_proxies": "*"}, "'*' is not allowed"),
+    ({"approvals_trusted_proxies": "10.0.0.1, proxy.internal"}, "'proxy.internal' is not an IP"),
 ])
 def test_mail_settings_are_checked_without_echoing_a_password(settings: dict[str, str],
                                                               message: str) -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings(**settings)
     assert message in str(raised.value) and "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize("settings", [
+    {"approvals_smtp_url": "smtp://me:hunter2@mail.example.com:notaport"},
+    {"approvals_smtp_url": "smtp://me:hunter2@mail.example.com/path"},
+    {"slack_bot_token": "hunter2-not-a-bot-token"},
+    {"slack_signing_secret": "hunter2"},
+    {"slack_app_token": "hunter2-app"},
+])
+def test_no_secret_rides_along_in_the_error_or_its_chain(settings: dict[str, str]) -> None:
+    """pydantic's error repeats the input; a log of the traceback must not show it."""
+    with pytest.raises(SettingsError) as raised:
+        load_settings(**settings)
+    chain: list[BaseException] = []
+    error: BaseException | None = raised.value
+    while error is not None and len(chain) < 10:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert chain == [raised.value]
+    assert "hunter2" not in "".join(traceback.format_exception(raised.value))
+
+
+def test_trusted_proxies_are_read_as_a_list() -> None:
+    assert load_settings().approvals_trusted_proxies == "127.0.0.1"
+    assert load_settings(approvals_trusted_proxies=" 10.0.0.1 , 10.8.0.0/16").\
+        approvals_trusted_proxies == "10.0.0.1,10.8.0.0/16"
 
 
 def test_an_smtp_url_needs_a_sender_and_a_public_url() -> None:

@@ -30,7 +30,11 @@ def test_escalate_after_and_to_go_together(cli: Cli) -> None:  # noqa: F811
     assert ran.code == 3 and "--escalate-quorum needs --escalate-after" in ran.err
     ran = cli("request", "--title", "Rotate keys", "--approver", MAYA, "--escalate-after", "1h",
               "--escalate-to", FRANK, "--escalate-quorum", "3")
-    assert ran.code == 3 and "escalate[0].quorum: 3 approvals needed" in ran.err, ran
+    assert ran.code == 3 and "escalate[0].quorum: 3 is more than the 1" in ran.err, ran
+    ran = cli("request", "--title", "Rotate keys", "--approver", MAYA, "--approver", FRANK,
+              "--quorum", "2", "--escalate-after", "1h", "--escalate-to", FRANK,
+              "--escalate-quorum", "2")
+    assert ran.code == 0, ran
 
 
 def test_request_wait_sends_its_own_reminders_without_a_bot(cli: Cli, bot: BotStack) -> None:  # noqa: F811
@@ -51,3 +55,15 @@ def test_request_wait_sends_its_own_reminders_without_a_bot(cli: Cli, bot: BotSt
     waiting.join(timeout=30)
     assert done["ran"].code == 0, done
     assert bot.store.get(request.id).reminders_sent == 1
+
+
+def test_pending_shows_the_quorum_in_force(cli: Cli, bot: BotStack) -> None:  # noqa: F811
+    from tests.state.support import until_server_clock_reaches
+
+    request = bot.post(approvers=[MAYA, FRANK], quorum=2,
+                       escalate=[{"after": "PT1S", "to": [FINANCE_GROUP], "quorum": 1}])
+    assert f"{request.id}" in (before := cli("pending").out) and "0/2" in before
+    until_server_clock_reaches(bot.store.client, request.created_at + timedelta(seconds=1))
+    ran = cli("pending")
+    assert "0/1" in ran.out and "0/2" not in ran.out, ran
+    assert "quorum 1" in cli("show", request.id).out

@@ -113,7 +113,8 @@ def test_a_refused_login_and_an_untrusted_certificate_are_not_final(
     wrong = SmtpTarget("127.0.0.1", port, False, USER, "guess")
     with pytest.raises(MailFailed, match="SMTP login refused") as refused:
         SmtpTransport(wrong, tls_context=lambda: trusting(certificate)).send(message())
-    assert refused.value.final is False
+    # The settings are wrong, not the recipient: a server problem, never final.
+    assert refused.value.final is False and refused.value.server is True
     right = SmtpTarget("127.0.0.1", port, False, USER, PASSWORD)
     with pytest.raises(MailFailed, match="unreachable") as untrusted:
         SmtpTransport(right).send(message())  # the system's CAs do not know this certificate
@@ -142,3 +143,61 @@ def test_nothing_listening_is_not_final() -> None:
     with pytest.raises(MailFailed) as failed:
         SmtpTransport(SmtpTarget("127.0.0.1", free_port(), False), timeout=5).send(message())
     assert failed.value.final is False
+
+
+@dataclass
+class PlainServer(Recorder):
+    """A server offering no STARTTLS, which may refuse the sender (a wrong MAIL FROM)."""
+
+    sender_refusal: str | None = None
+    mails: list[str] = field(default_factory=list)
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, options: list[str]) -> str:
+        if self.sender_refusal is not None:
+            return self.sender_refusal
+        self.mails.append(address)
+        envelope.mail_from = address
+        return "250 OK"
+
+
+@pytest.fixture
+def plain_server() -> Iterator[tuple[PlainServer, int]]:
+    recorder = PlainServer()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, authenticator=recorder,
+                            auth_require_tls=False)
+    controller.start()
+    yield recorder, port
+    controller.stop()
+
+
+def test_without_starttls_nothing_crosses_the_network_in_clear(
+        plain_server: tuple[PlainServer, int]) -> None:
+    recorder, port = plain_server
+    # As a remote host's smtp:// is read: TLS required (127.0.0.1 stands in for that host).
+    remote = SmtpTarget("127.0.0.1", port, False, USER, PASSWORD, plaintext=False)
+    assert SmtpTarget.from_url(f"smtp://{USER}:x@mail.example.com").plaintext_allowed is False
+    with pytest.raises(MailFailed, match="offers no STARTTLS") as failed:
+        SmtpTransport(remote).send(message())
+    assert failed.value.server is True and failed.value.final is False
+    assert recorder.logins == [] and recorder.mails == [] and recorder.tls == []
+    # A relay on this machine, or one the URL says is trusted, may be spoken to in clear.
+    for url in (f"smtp://{USER}:s3cret%3Apass%40word@127.0.0.1:{port}",
+                f"smtp://{USER}:s3cret%3Apass%40word@127.0.0.1:{port}?tls=none"):
+        SmtpTransport(SmtpTarget.from_url(url)).send(message())
+    assert recorder.logins == [(USER, PASSWORD)] * 2 and recorder.tls == [False, False]
+    assert SmtpTarget.from_url("smtp://mail.example.com?tls=none").plaintext_allowed is True
+    for bad in ("smtp://mail.example.com?tls=off", "smtps://mail.example.com?tls=none",
+                "smtp://mail.example.com?x=1"):
+        with pytest.raises(ValueError, match="tls=none"):
+            SmtpTarget.from_url(bad)
+
+
+def test_a_refused_sender_is_the_servers_problem_not_the_recipients(
+        plain_server: tuple[PlainServer, int]) -> None:
+    recorder, port = plain_server
+    recorder.sender_refusal = "553 5.7.1 sender not allowed"
+    with pytest.raises(MailFailed, match="sender refused") as failed:
+        SmtpTransport(SmtpTarget("127.0.0.1", port, False)).send(message())
+    assert failed.value.server is True and failed.value.final is False

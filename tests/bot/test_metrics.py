@@ -248,6 +248,29 @@ def test_metrics_port_must_not_be_the_slack_port(bot: BotStack, redis_server: Re
         "of their own, never the public Slack endpoint"]
 
 
+def test_in_socket_mode_the_metrics_port_must_not_be_the_web_port(
+        bot: BotStack, redis_server: RedisServer, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": DEFAULT_APP_TOKEN,
+           "SLACK_API_URL": bot.sandbox.api_url, "REDIS_URL": redis_server.url,
+           "APPROVALS_METRICS_PORT": str(port), "APPROVALS_WEB_PORT": str(port)}
+    done = subprocess.run([sys.executable, "-m", "slack_approvals", "bot"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines() == [
+        f"error: APPROVALS_METRICS_PORT {port} is APPROVALS_WEB_PORT: the metrics need a port "
+        "of their own, never the public approval page's"]
+
+
+def test_metrics_listen_on_this_machine_unless_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    from slack_approvals.approvals.settings import Settings
+
+    monkeypatch.delenv("APPROVALS_METRICS_HOST", raising=False)
+    assert Settings(_env_file=None).approvals_metrics_host == "127.0.0.1"  # type: ignore[call-arg]
+    monkeypatch.setenv("APPROVALS_METRICS_HOST", "0.0.0.0")
+    assert Settings(_env_file=None).approvals_metrics_host == "0.0.0.0"  # type: ignore[call-arg]
+
+
 # -- the parts, on the in-process bot -------------------------------------------------------
 
 

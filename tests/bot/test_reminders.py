@@ -15,6 +15,7 @@ from slack_approvals.bot.groups import GroupResolver
 from slack_approvals.bot.home import publish_home
 from slack_approvals.bot.ids import APPROVE_ACTION
 from slack_approvals.bot.messenger import Messenger
+from slack_approvals.bot.nudges import REMIND
 from slack_approvals.bot.sweeper import Sweeper
 from slack_approvals.state.models import ApprovalRequest, Status, ms_to_datetime
 from slack_approvals.state.store import ApprovalStore
@@ -251,11 +252,86 @@ def test_a_reminder_slack_may_have_taken_is_not_sent_again(bot: BotStack) -> Non
     request = bot.post(remind_every=EVERY, remind_limit=1)
     bot.sweeper.nudger.resend_after = timedelta(0)
     until_due(bot, "remind", request)
-    # A 5xx through every retry: the post may have landed, so it is not repeated.
-    bot.sandbox.faults.inject("chat.postMessage", 500, count=3)
+    # One 5xx: the post may have landed, so neither the client nor the sweeper repeats it.
+    bot.sandbox.faults.inject("chat.postMessage", 500, count=1)
     bot.sweeper.sweep_once()
+    assert bot.sandbox.faults.pending() == {}
     assert len(dms(bot, MAYA)) == 1 and len(dms(bot, FRANK)) == 1
     bot.sweeper.sweep_once()
     assert thread_replies(bot, request) == []
     assert len(dms(bot, MAYA)) == 1
     assert "remind_owed" not in bot.store.client.hgetall(bot.store.plans.keys.state(request.id))
+
+
+# -- settled by a tier, quiet hours, one bad request, a long queue ------------------------------
+
+
+def test_a_click_on_a_request_a_tier_settled_is_told_its_vote_was_not_recorded(
+        bot: BotStack) -> None:
+    request = bot.post(approvers=[MAYA, FRANK], quorum=2,
+                       escalate=[{"after": "PT1S", "to": [OLIVER], "quorum": 1}])
+    bot.click(MAYA, request, APPROVE_ACTION)
+    bot.wait_message(request, "1 of 2 approvals")
+    until_due(bot, "escalate", request)
+    # Erin may not even vote; her click finds the request approved by the tier at its time.
+    bot.click(ERIN, request, APPROVE_ACTION)
+    told = bot.wait_ephemeral(ERIN, "your vote was not recorded")
+    assert "already approved (escalation tier 1 lowered the quorum to 1" in told
+    bot.wait_message(request, "Approved")
+    assert [v.user for v in bot.store.get(request.id).votes] == [MAYA]
+
+
+def test_quiet_hours_do_not_hold_a_later_tiers_settlement(bot: BotStack) -> None:
+    saturday = datetime(2036, 11, 29, 12, 0, tzinfo=UTC)  # far ahead: next open is later still
+    sweeper = Sweeper(bot.deps, 60, clock=lambda: saturday)
+    request = bot.post(approvers=[MAYA, FRANK], quorum=2, business_hours=BERLIN_HOURS,
+                       escalate=[{"after": "PT1S", "to": [OLIVER]},
+                                 {"after": "PT3S", "to": [ERIN], "quorum": 1}])
+    bot.click(MAYA, request, APPROVE_ACTION)
+    bot.wait_message(request, "1 of 2 approvals")
+    until_due(bot, "escalate", request)
+    sweeper.sweep_once()
+    assert thread_replies(bot, request) == []  # the first tier's announcement is held ...
+    held = bot.store.client.zscore(bot.store.plans.keys.schedule("escalate"), request.id)
+    # ... until the second tier's time, not Monday: its settlement is a decision.
+    assert held == (request.created_at + timedelta(seconds=3)).timestamp() * 1000
+    until_due(bot, "escalate", request)
+    sweeper.sweep_once()
+    assert bot.store.get(request.id).status is Status.APPROVED
+    bot.wait_message(request, "Approved")
+    assert thread_replies(bot, request) == []
+
+
+def test_a_corrupt_request_is_skipped_and_unscheduled_and_spares_its_batch(
+        bot: BotStack) -> None:
+    good, bad = (bot.post(remind_every=EVERY, remind_limit=1) for _ in range(2))
+    bot.store.client.set(bot.store.plans.keys.spec(bad.id), "{not json")
+    until_due(bot, "remind", good)
+    until_due(bot, "remind", bad)
+    bot.sweeper.sweep_once()
+    assert len(thread_replies(bot, good)) == 1
+    assert bot.store.client.zscore(bot.store.plans.keys.schedule("remind"), bad.id) is None
+
+
+def test_a_failing_phase_does_not_skip_the_later_ones(bot: BotStack) -> None:
+    overdue = bot.post(timeout="PT1S")
+    # Unreadable once closed: the deadlines phase fails on it, every sweep.
+    bot.store.client.hset(bot.store.plans.keys.state(overdue.id), "created_ms", "yesterday")
+    reminded = bot.post(remind_every=EVERY, remind_limit=1)
+    until_server_clock_reaches(bot.store.client, overdue.deadline)
+    until_due(bot, "remind", reminded)
+    bot.sweeper.sweep_once()
+    assert len(thread_replies(bot, reminded)) == 1
+
+
+def test_one_sweep_sends_only_what_its_time_allows_the_rest_next(bot: BotStack) -> None:
+    requests = [bot.post(remind_every=EVERY, remind_limit=1) for _ in range(3)]
+    for request in requests:
+        until_due(bot, "remind", request)
+    nudger = bot.sweeper.nudger
+    # No time left after the first claim: one request now, the others at the next sweeps.
+    assert nudger.run_due(REMIND, limit=1, budget=timedelta(0)) == 1
+    assert sum(len(thread_replies(bot, r)) for r in requests) == 1
+    assert nudger.run_due(REMIND, limit=1, budget=timedelta(0)) == 1
+    assert nudger.run_due(REMIND, limit=1) == 1
+    assert all(len(thread_replies(bot, r)) == 1 for r in requests)

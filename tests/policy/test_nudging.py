@@ -97,3 +97,22 @@ def test_a_tier_quorum_is_routed_and_checked_at_its_line() -> None:
         in raised.value.lines()
     # A group's size is unknown: a quorum it could reach is not refused.
     parse_policy(bad.replace("[U03ERIN]", "[S01FINANCE]"), "p.yaml")
+
+
+def test_a_tier_may_only_lower_the_quorum() -> None:
+    rising = ("version: 1\nrules:\n  - name: r\n    approvers: [U01MAYA, U02FRANK]\n"
+              "    quorum: 1\n    escalate:\n"
+              "      - {after: 1h, to: [U03ERIN], quorum: 2}\n")
+    with pytest.raises(PolicyInvalid) as raised:
+        parse_policy(rising, "p.yaml")
+    assert raised.value.lines() == ["p.yaml:7: rules[0].escalate[0].quorum: 2 is more than the 1 "
+                                    "in force before that tier; a tier may only lower the quorum"]
+    # Between tiers too, with the rule's quorum left to the caller.
+    tiers = ("version: 1\nrules:\n  - name: r\n    approvers: [U01MAYA, U02FRANK]\n"
+             "    escalate:\n      - {after: 1h, to: [U03ERIN], quorum: 1}\n"
+             "      - {after: 2h, to: [U04ZOE], quorum: 2}\n")
+    with pytest.raises(PolicyInvalid) as raised:
+        parse_policy(tiers, "p.yaml")
+    assert raised.value.lines() == ["p.yaml:7: rules[0].escalate[1].quorum: 2 is more than the 1 "
+                                    "in force before that tier; a tier may only lower the quorum"]
+    parse_policy(tiers.replace("quorum: 2}", "quorum: 1}"), "p.yaml")

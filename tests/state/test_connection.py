@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,30 @@ def test_cluster_round_trip(cluster: str) -> None:
         assert len({nodes.keyslot(key) for key in keys}) >= 3
     finally:
         nodes.close()
+    _scheduled_actions(cluster)
+
+
+def _scheduled_actions(url: str) -> None:
+    """The sweeper's bulk path on many requests spread over the nodes: scripts of many
+    requests (fire, settle) run on a cluster client too, and one that fails spares the rest."""
+    client = connect(url)
+    try:
+        store = ApprovalStore(client)
+        reminded = [store.create(spec(remind_every="PT1S", remind_limit=2)) for _ in range(6)]
+        tiered = [store.create(spec(escalate=[{"after": "PT0.05S", "to": ["U03LI"],
+                                               "quorum": 1}])) for _ in range(3)]
+        store.decide(tiered[0].id, MAYA, "approve")
+        store.client.hset(store.plans.keys.state(reminded[0].id), "remind_every", "soon")
+        _wait_until(lambda: len(store.claim("remind", lease=timedelta(0))) == 6, "all due")
+        fired = store.fire_many("remind", store.read_specs([r.id for r in reminded]))
+        assert sorted(i for i, f in fired.items() if f.fired) == sorted(r.id for r in reminded[1:])
+        assert fired[reminded[0].id].error is not None
+        closed = store.settle_many([t.id for t in tiered])
+        assert [r.id for r in closed] == [tiered[0].id]
+        specs = store.read_specs([t.id for t in tiered[1:]])
+        assert all(f.fired for f in store.fire_many("escalate", specs).values())
+    finally:
+        client.close()
 
 
 @pytest.fixture

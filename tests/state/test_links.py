@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from slack_approvals.bot.links import new_token, token_hash
-from slack_approvals.state.models import DecideStatus, RequestSpec, Status
+from slack_approvals.state.models import DecideStatus, Outcome, RequestSpec, Status
 from slack_approvals.state.store import ApprovalStore
 
 ANN = "ann@example.com"
@@ -143,3 +143,51 @@ def test_email_approvers_count_toward_a_reachable_quorum() -> None:
         RequestSpec(title="t", channel="#a", email_approvers=[ANN], quorum=2)
     with pytest.raises(ValueError, match="'ann@example' is not a mail address"):
         RequestSpec(title="t", channel="#a", email_approvers=["ann@example"])
+
+
+def test_only_the_lease_owner_frees_it_and_a_late_failure_is_lost(store: ApprovalStore) -> None:
+    request_id = make(store)
+    hashes = (token_hash(new_token()), token_hash(new_token()))
+    assert store.mail_begin(request_id, ANN, None, hashes, timedelta(milliseconds=50), "aaa")[0] == "go"
+    time.sleep(0.1)  # the first sender's lease runs out (by Redis's clock); a second takes it
+    assert store.mail_begin(request_id, ANN, None, hashes, timedelta(minutes=5), "bbb")[0] == "go"
+    # The first sender's late failure neither frees the second's lease nor counts.
+    assert store.mail_end(request_id, ANN, "SMTP server unreachable", owner="aaa") is None
+    assert store.mail_begin(request_id, ANN, None, hashes, timedelta(minutes=5), "ccc")[0] == "busy"
+    assert not [e for e in store.audit(request_id) if e.event == "mail_failed"]
+    assert store.mail_end(request_id, ANN, owner="bbb") == 0
+    assert store.get(request_id).mailed == frozenset({ANN})
+
+
+def test_no_mail_is_begun_past_the_deadline(store: ApprovalStore) -> None:
+    request_id = make(store, timeout=timedelta(milliseconds=200))
+    time.sleep(0.3)  # past the deadline by Redis's clock; no sweeper has closed it yet
+    hashes = (token_hash(new_token()), token_hash(new_token()))
+    assert store.mail_begin(request_id, ANN, None, hashes)[0] == "closed"
+    assert store.link(request_id, hashes[0]) is None
+
+
+def test_failures_in_a_row_are_counted_and_audited_once_per_reason(store: ApprovalStore) -> None:
+    request_id = make(store)
+    for _ in range(4):
+        assert store.mail_end(request_id, ANN, "SMTP server answered 421") is not None
+    assert store.mail_end(request_id, ANN, "SMTP server unreachable (TimeoutError)") == 5
+    failed = [e for e in store.audit(request_id) if e.event == "mail_failed"]
+    assert [(f.reason, f.model_extra["failures"]) for f in failed] == [  # type: ignore[index]
+        ("SMTP server answered 421", 1), ("SMTP server unreachable (TimeoutError)", 5)]
+    # A send that gets through starts the count again.
+    hashes = (token_hash(new_token()), token_hash(new_token()))
+    assert store.mail_begin(request_id, ANN, None, hashes, owner="x")[0] == "go"
+    assert store.mail_end(request_id, ANN, owner="x") == 0
+
+
+def test_an_aliased_slack_user_sees_the_request_as_theirs(store: ApprovalStore) -> None:
+    # Frank is named only by his address; once it is matched to him in Slack, his pending list
+    # and the pre-checks of a click count him in, as the vote script does.
+    request_id = make(store, approvers=[MAYA])
+    assert [r.id for r in store.pending("U02FRANK", [], 10)] == []
+    mailed(store, request_id, slack_user="U02FRANK")
+    (request,) = store.pending("U02FRANK", [], 10)
+    assert request.id == request_id
+    assert request.refusal_for("U02FRANK", Outcome.REJECT) is None
+    assert request.refusal_for("U03OTHER", Outcome.REJECT) is DecideStatus.NOT_ELIGIBLE

@@ -122,6 +122,13 @@ class Model:
         tier = self.tier_reached
         return tier is not None and tier.quorum is not None and self.approvals >= tier.quorum
 
+    @property
+    def settled_before_deadline(self) -> bool:
+        """As `settled_by_tier`, by a tier that came before the deadline."""
+        tier = self.tier_reached
+        timeout = TINY if self.t.tiny else LONG
+        return self.settled_by_tier and tier is not None and tier.after < timeout
+
     def eligible(self, user: str, groups: tuple[str, ...]) -> bool:
         open_to_anyone = not self.t.approvers and not self.t.groups
         tier = self.tier_reached
@@ -141,7 +148,7 @@ class Model:
         if self.settled_by_tier:
             # Approved at the tier's time; this click only closes it so, recording nothing.
             self.close("approved", True, None)
-            return "approved"
+            return "settled"
         if not self.eligible(user, groups):
             return "not_eligible"
         if vote == "approve" and user == self.t.requester and not self.t.allow_self:
@@ -163,7 +170,11 @@ class Model:
             return "already_closed"
         if not self.overdue:
             return "not_due"
-        self.close("timed_out", self.t.timeout_outcome == "approve", None)
+        if self.settled_before_deadline:
+            # A tier's quorum met before the deadline approved it: no timeout.
+            self.close("approved", True, None)
+        else:
+            self.close("timed_out", self.t.timeout_outcome == "approve", None)
         return "closed_now"
 
     def cancel(self, user: str | None, force: bool) -> str:
@@ -228,7 +239,9 @@ def templates(draw: st.DrawFn) -> Template:
     if approvers and draw(st.integers(0, 3)) > 0:
         to = tuple(draw(st.lists(st.sampled_from([ESCALATED, NAMED[2], REQUESTER, "S02SEC"]),
                                  unique=True, min_size=1, max_size=2)))
+        # A tier may lower the quorum, never raise it.
         tier_quorum = draw(st.sampled_from([None, 1, 1, 1, 2]))
+        tier_quorum = None if tier_quorum is None else min(tier_quorum, quorum)
         if tier_quorum is not None and not groups and "S02SEC" not in to:
             people = set(approvers) | {p for p in to if not p.startswith("S")}
             can_approve = len(people) - (requester in people and not allow_self)
@@ -456,7 +469,7 @@ def test_the_model_can_tell_rules_apart() -> None:
     assert tiered.settle() == "not_due"
     tiered.reached = True
     # The tier lowered the quorum to the one approval already in: a reject cannot undo that.
-    assert tiered.decide(NAMED[1], "reject", ()) == "approved"
+    assert tiered.decide(NAMED[1], "reject", ()) == "settled"
     assert tiered.events[-1] == ("approved", None, None) and NAMED[1] not in tiered.votes
     plain = Model(Template(REQUESTER, (NAMED[0], NAMED[1]), (), 2, False, "reject", False,
                            Tier((ESCALATED,), None, "now")))

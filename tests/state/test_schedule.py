@@ -180,7 +180,8 @@ def test_a_tier_lowering_the_quorum_below_the_approvals_approves_at_the_next_vot
     until_server_clock_reaches(store.client, request.created_at + timedelta(milliseconds=200))
     # The request was settled at the tier's time: a reject after it cannot undo that.
     result = store.decide(request.id, FRANK, "reject")
-    assert result.status is DecideStatus.APPROVED
+    # Settled, not approved: Frank's click recorded nothing, and the bot must tell him so.
+    assert result.status is DecideStatus.SETTLED
     assert result.request is not None and result.request.decision is not None
     decision = result.request.decision
     assert decision.approved and decision.decided_by is None
@@ -215,24 +216,30 @@ def test_settle_approves_only_once_a_tier_quorum_is_met(store: ApprovalStore) ->
 
 def test_a_later_tier_without_a_quorum_keeps_the_one_before() -> None:
     tiered = spec(approvers=[MAYA, FRANK, LI], quorum=3, escalate=[
-        {"after": "PT1H", "to": [OUTSIDER], "quorum": 1}, {"after": "PT2H", "to": [OPS]},
-        {"after": "PT3H", "to": ["U07ZOE"], "quorum": 2}])
-    assert [tiered.quorum_with(n) for n in range(4)] == [3, 1, 1, 2]
+        {"after": "PT1H", "to": [OUTSIDER], "quorum": 2}, {"after": "PT2H", "to": [OPS]},
+        {"after": "PT3H", "to": ["U07ZOE"], "quorum": 1}])
+    assert [tiered.quorum_with(n) for n in range(4)] == [3, 2, 2, 1]
 
 
 def test_a_tier_quorum_must_be_reachable_by_those_who_may_vote_by_then() -> None:
-    with pytest.raises(ValueError, match=r"escalate\[0\].quorum: 4 approvals needed from that "
-                                         r"tier on but only 3"):
-        spec(escalate=[{"after": "PT1H", "to": [LI], "quorum": 4}])
+    with pytest.raises(ValueError, match=r"escalate\[0\].quorum: 3 approvals needed from that "
+                                         r"tier on but only 2"):
+        spec(approvers=[MAYA], quorum=3, escalate=[
+            {"after": "PT1H", "to": [LI], "quorum": 3},
+            {"after": "PT2H", "to": [OUTSIDER, "U07ZOE"], "quorum": 1}])
     # The requester named in a tier may not approve their own request.
-    with pytest.raises(ValueError, match=r"only 2 of the people named.*requester U06REQ"):
-        spec(escalate=[{"after": "PT1H", "to": [REQUESTER], "quorum": 3}])
-    assert spec(escalate=[{"after": "PT1H", "to": [REQUESTER], "quorum": 3}],
-                allow_self_approval=True).escalate[0].quorum == 3
+    with pytest.raises(ValueError, match=r"only 1 of the people named.*requester U06REQ"):
+        spec(approvers=[MAYA], escalate=[{"after": "PT1H", "to": [REQUESTER], "quorum": 2},
+                                         {"after": "PT2H", "to": [LI], "quorum": 1}])
+    assert spec(approvers=[MAYA], allow_self_approval=True, escalate=[
+        {"after": "PT1H", "to": [REQUESTER], "quorum": 2},
+        {"after": "PT2H", "to": [LI], "quorum": 1}]).escalate[0].quorum == 2
     # People of later tiers that keep the quorum count; a group's size is unknown: no check.
-    assert spec(escalate=[{"after": "PT1H", "to": [LI], "quorum": 4},
-                          {"after": "PT2H", "to": [OUTSIDER]}]).escalate[0].quorum == 4
-    assert spec(escalate=[{"after": "PT1H", "to": [OPS], "quorum": 9}]).escalate[0].quorum == 9
+    assert spec(approvers=[MAYA], quorum=3, escalate=[
+        {"after": "PT1H", "to": [LI], "quorum": 3},
+        {"after": "PT2H", "to": [OUTSIDER]}]).escalate[0].quorum == 3
+    assert spec(quorum=9, escalate=[{"after": "PT1H", "to": [OPS], "quorum": 9}]
+                ).escalate[0].quorum == 9
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         spec(escalate=[{"after": "PT1H", "to": [LI], "quorum": 0}])
 
@@ -301,3 +308,139 @@ def test_owed_posts_are_taken_once_then_the_schedule_goes_on(store: ApprovalStor
     assert not again.fired
     store.cancel(request.id, REQUESTER)
     assert not store.owe(fired.request, Owed(thread=True, users=()), timedelta(0))
+
+
+# -- settled by a tier: the click that finds it, the deadline, the quorum only ever lowered ----
+
+
+def test_any_click_after_a_met_tier_quorum_is_settled_and_records_nothing(
+        store: ApprovalStore) -> None:
+    request = store.create(spec(escalate=[{"after": "PT0.2S", "to": [LI], "quorum": 1}]))
+    assert store.decide(request.id, MAYA, "approve").status is DecideStatus.RECORDED
+    until_server_clock_reaches(store.client, request.created_at + timedelta(milliseconds=200))
+    # Not even an approver: still no `approved` that reads like an accepted vote.
+    result = store.decide(request.id, OUTSIDER, "reject", "not on my watch")
+    assert result.status is DecideStatus.SETTLED and not result.status.accepted
+    assert result.request is not None and result.request.status is Status.APPROVED
+    assert [v.user for v in result.request.votes] == [MAYA]
+    assert store.pending(None) == [] and store.recent(OUTSIDER) == []
+
+
+def test_an_email_link_is_kept_when_the_click_only_found_it_settled(store: ApprovalStore) -> None:
+    from slack_approvals.bot.links import token_hash
+    from tests.state.test_links import ANN, mailed
+
+    request = store.create(spec(approvers=[MAYA, FRANK], email_approvers=[ANN], quorum=2,
+                                escalate=[{"after": "PT0.2S", "to": [LI], "quorum": 1}]))
+    approve, _ = mailed(store, request.id)
+    assert store.decide(request.id, MAYA, "approve").status is DecideStatus.RECORDED
+    until_server_clock_reaches(store.client, request.created_at + timedelta(milliseconds=200))
+    status, result = store.redeem(request.id, token_hash(approve))
+    assert status == "ok" and result is not None and result.status is DecideStatus.SETTLED
+    # No vote was stored, so the link is not used up: it still says what became of it.
+    link = store.link(request.id, token_hash(approve))
+    assert link is not None and "used_ms" not in link
+    assert [v.user for v in store.get(request.id).votes] == [MAYA]
+
+
+def test_a_tier_quorum_met_before_the_deadline_approves_at_expiry(store: ApprovalStore) -> None:
+    # Quorum 2; from 0.3 s on, 1; one approval at once; the deadline at 0.6 s.
+    request = store.create(spec(timeout="PT0.6S", escalate=[
+        {"after": "PT0.3S", "to": [LI], "quorum": 1}]))
+    assert store.decide(request.id, MAYA, "approve").status is DecideStatus.RECORDED
+    until_server_clock_reaches(store.client, request.deadline)
+    closed = store.expire(request.id)
+    assert closed.status is CloseStatus.CLOSED_NOW
+    assert closed.request is not None and closed.request.status is Status.APPROVED
+    last = store.audit(request.id)[-1]
+    assert last.event == "approved" and last.reason is not None and "tier 1" in last.reason
+    # The sweeper's path is the same script.
+    swept = store.create(spec(timeout="PT0.6S", escalate=[
+        {"after": "PT0.3S", "to": [LI], "quorum": 1}]))
+    store.decide(swept.id, MAYA, "approve")
+    until_server_clock_reaches(store.client, swept.deadline)
+    (closed_request,) = store.expire_due()
+    assert closed_request.id == swept.id and closed_request.status is Status.APPROVED
+
+
+def test_a_tier_due_only_at_the_deadline_does_not_settle_it(store: ApprovalStore) -> None:
+    request = store.create(spec(timeout="PT0.3S", escalate=[
+        {"after": "PT0.3S", "to": [LI], "quorum": 1}]))
+    store.decide(request.id, MAYA, "approve")
+    until_server_clock_reaches(store.client, request.deadline + timedelta(milliseconds=50))
+    closed = store.expire(request.id)
+    assert closed.request is not None and closed.request.status is Status.TIMED_OUT
+
+
+def test_a_tier_may_lower_the_quorum_but_never_raise_it() -> None:
+    with pytest.raises(ValueError, match=r"escalate\[0\].quorum: 2 is more than the 1 already"):
+        spec(quorum=1, escalate=[{"after": "PT1H", "to": [LI], "quorum": 2}])
+    with pytest.raises(ValueError, match=r"escalate\[1\].quorum: 2 is more than the 1 already"):
+        spec(quorum=2, escalate=[{"after": "PT1H", "to": [LI], "quorum": 1},
+                                 {"after": "PT2H", "to": [OUTSIDER], "quorum": 2}])
+    kept = spec(quorum=2, escalate=[{"after": "PT1H", "to": [LI], "quorum": 2},
+                                    {"after": "PT2H", "to": [OUTSIDER], "quorum": 1}])
+    assert [kept.quorum_with(n) for n in range(3)] == [2, 2, 1]
+
+
+# -- one bad request in a batch spares the others ----------------------------------------------
+
+
+def test_fire_many_isolates_a_failing_script_and_an_unreadable_state(store: ApprovalStore) -> None:
+    requests = [store.create(spec(remind_every=EVERY, remind_limit=3)) for _ in range(3)]
+    for request in requests:
+        wait_due(store, "remind", request.id)
+    broken, unreadable, good = requests
+    # The script fails on this one (its interval is not a number) ...
+    store.client.hset(store.plans.keys.state(broken.id), "remind_every", "soon")
+    # ... and this one fires but cannot be read back.
+    store.client.hset(store.plans.keys.state(unreadable.id), "created_ms", "yesterday")
+    claimed = store.claim("remind")
+    assert sorted(claimed) == sorted(r.id for r in requests)
+    fired = store.fire_many("remind", store.read_specs(claimed))
+    assert fired[good.id].fired and fired[good.id].request is not None
+    assert not fired[broken.id].fired and "fire failed" in (fired[broken.id].error or "")
+    assert not fired[unreadable.id].fired and "unreadable" in (fired[unreadable.id].error or "")
+    # The good one's next reminder is on the schedule as usual.
+    assert due_of(store, "remind", good.id) is not None
+
+
+def test_read_specs_leaves_out_a_corrupt_spec_and_says_why(store: ApprovalStore) -> None:
+    good, bad = (store.create(spec(remind_every=EVERY)) for _ in range(2))
+    store.client.set(store.plans.keys.spec(bad.id), "{not json")
+    corrupt: dict[str, str] = {}
+    specs = store.read_specs([good.id, bad.id], corrupt)
+    assert set(specs) == {good.id} and set(corrupt) == {bad.id}
+    assert "stored spec is invalid" in corrupt[bad.id]
+    store.unschedule("remind", [bad.id])
+    assert due_of(store, "remind", bad.id) is None and due_of(store, "remind", good.id) is not None
+
+
+def test_settle_many_closes_only_the_settled_and_unlists_them(store: ApprovalStore) -> None:
+    tiers = [{"after": "PT0.2S", "to": [LI], "quorum": 1}]
+    met, unmet = store.create(spec(escalate=tiers)), store.create(spec(escalate=tiers))
+    store.decide(met.id, MAYA, "approve")
+    until_server_clock_reaches(store.client, unmet.created_at + timedelta(milliseconds=200))
+    errors: dict[str, str] = {}
+    closed = store.settle_many([met.id, unmet.id, UNKNOWN], errors)
+    assert [r.id for r in closed] == [met.id] and closed[0].status is Status.APPROVED
+    assert errors == {}
+    assert [r.id for r in store.pending(None)] == [unmet.id]
+    # Its tier has come: no quorum-setting tier is left to come.
+    assert store.tier_times({unmet.id: unmet.spec}) == {unmet.id: []}
+    later = store.create(spec(escalate=[{"after": "PT1H", "to": [LI], "quorum": 1}]))
+    assert store.tier_times({later.id: later.spec}) == {
+        later.id: [later.created_at + timedelta(hours=1)]}
+
+
+def test_concurrent_owes_are_merged_not_lost(store: ApprovalStore) -> None:
+    request = store.create(spec(remind_every=EVERY, remind_limit=2))
+    wait_due(store, "remind", request.id)
+    fired = store.fire("remind", request.id)
+    assert fired.request is not None
+    assert store.owe(fired.request, Owed(thread=True, users=(MAYA,)), timedelta(0))
+    assert store.owe(fired.request, Owed(thread=False, users=(FRANK, MAYA), tries=2),
+                     timedelta(0))
+    wait_due(store, "remind", request.id)
+    taken = store.fire("remind", request.id)
+    assert taken.resend == Owed(thread=True, users=(MAYA, FRANK), tries=2)
