@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -69,10 +70,11 @@ def make_post_once_client(client: WebClient) -> WebClient:
     The request's own message keeps `make_client`'s retries: a duplicate there is harmless (the
     store keeps the first ts it is told of, and any copy's buttons vote on the same request),
     while a post given up on a 5xx would fail the flow's gate."""
-    return ReportingWebClient(token=client.token, base_url=client.base_url,
-                              timeout=client.timeout, on_error=getattr(client, "on_error", None),
-                              retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3),
-                                              UnreachedRetryHandler(max_retry_count=2)])
+    # A copy, so it reports (and counts) its calls as `client` does; only the retries differ.
+    poster = copy.copy(client)
+    poster.retry_handlers = [RateLimitErrorRetryHandler(max_retry_count=3),
+                             UnreachedRetryHandler(max_retry_count=2)]
+    return poster
 
 
 def make_lookup_client(client: WebClient, timeout: int = 2) -> WebClient:

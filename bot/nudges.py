@@ -182,21 +182,26 @@ class Nudger:
                 if owed is not None:
                     self._owe(request, owed, fired.resend)
             else:
-                self.escalate(request, [p for tier in request.spec.escalate[fired.before:fired.count]
-                                        for p in tier.to])
+                reached = (list(fired.resend.to) if fired.resend is not None else
+                           [p for tier in request.spec.escalate[fired.before:fired.count]
+                            for p in tier.to])
+                owed = self.escalate(request, reached, fired.resend)
+                if owed is not None:
+                    self._owe(request, replace(owed, to=tuple(reached)), fired.resend, ESCALATE)
         except Exception:
             # One request's Slack trouble must not hold back the others'.
             log.exception("could not %s for %s", kind, request.id)
             return 0
         return 1
 
-    def _owe(self, request: ApprovalRequest, owed: Owed, resent: Owed | None) -> None:
+    def _owe(self, request: ApprovalRequest, owed: Owed, resent: Owed | None,
+             kind: str = REMIND) -> None:
         """Posts Slack surely did not take go out again on a later sweep, a few times at most."""
         tries = 1 if resent is None else resent.tries + 1
         if tries > MAX_RESENDS:
             log.warning("gave up reminding about %s after %d tries", request.id, tries)
             return
-        self.store.owe(request, replace(owed, tries=tries), self.resend_after)
+        self.store.owe(request, replace(owed, tries=tries), self.resend_after, kind)
 
     def remind(self, request: ApprovalRequest, only: Owed | None = None) -> Owed | None:
         """The reminder the request's state counts (or, `only`, those of its posts that were
@@ -212,13 +217,19 @@ class Nudger:
             return self._tell(request, text, users)
         return self._tell(request, text, [u for u in users if u in only.users], only.thread)
 
-    def escalate(self, request: ApprovalRequest, reached: list[str]) -> None:
-        # The message shows "escalated to …" from now on.
-        self.closer.announce(request)
+    def escalate(self, request: ApprovalRequest, reached: list[str],
+                 only: Owed | None = None) -> Owed | None:
+        """Announce the tiers just reached (or, `only`, those of its posts that were owed);
+        returns the posts to send again, if any."""
+        if only is None:
+            # The message shows "escalated to …" from now on.
+            self.closer.announce(request)
         users = waiting_on(request, reached, self.groups)
         text = (f":rotating_light: Escalated to {people_text(reached)}: you may now approve or "
                 "reject this request.")
-        self._tell(request, text, users)
+        if only is None:
+            return self._tell(request, text, users)
+        return self._tell(request, text, [u for u in users if u in only.users], only.thread)
 
     def _tell(self, request: ApprovalRequest, text: str, users: list[str],
               thread: bool = True) -> Owed | None:

@@ -52,21 +52,25 @@ DEFAULT_LEASE = timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class Owed:
-    """The posts of a reminder that Slack surely did not take (it said so, or was never
-    reached): the thread reply and/or the DMs of these users, sent again on a later sweep."""
+    """The posts of a reminder or an escalation announcement that Slack surely did not take
+    (it said so, or was never reached): the thread reply and/or the DMs of these users, sent
+    again on a later sweep. `to`: an announcement's tier people, named again in its text."""
 
     thread: bool
     users: tuple[str, ...]
     tries: int = 1
+    to: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps({"thread": self.thread, "users": list(self.users), "tries": self.tries})
+        return json.dumps({"thread": self.thread, "users": list(self.users), "tries": self.tries,
+                           "to": list(self.to)})
 
     @classmethod
     def from_json(cls, text: str) -> Owed:
         data = json.loads(text)
-        return cls(thread=bool(data["thread"]), users=tuple(data["users"]),
-                   tries=int(data["tries"]))
+        # Lua's cjson writes an empty list as {}.
+        return cls(thread=bool(data["thread"]), users=tuple(data["users"] or ()),
+                   tries=int(data["tries"]), to=tuple(data.get("to") or ()))
 
 
 @dataclass(frozen=True)
@@ -724,14 +728,19 @@ class Plans:
         return Fired(fired=status in ("fired", "resend"), count=count, request=request,
                      before=before, resend=resend)
 
-    def owe(self, request: ApprovalRequest, owed: Owed, after: timedelta) -> Plan:
-        """Keep the posts of the request's last reminder that Slack surely did not take, and
-        put them on the reminders' schedule `after` from now (or sooner, if the next reminder
-        is due sooner); `fire` takes them once. False when the request has closed."""
-        reply = yield RunScript("fire", self.keys.request_keys(request.id), ["owe", owed.to_json()])
+    def owe(self, request: ApprovalRequest, owed: Owed, after: timedelta,
+            kind: str = "remind") -> Plan:
+        """Keep the posts of the request's last reminder (or, kind "escalate", announcement)
+        that Slack surely did not take, and put them on that kind's schedule `after` from now
+        (or sooner, if its next action is due sooner); `fire` takes them once. False when the
+        request has closed."""
+        if kind not in ("remind", "escalate"):
+            raise InvalidRequest(f"owe: {kind!r} is neither 'remind' nor 'escalate'")
+        reply = yield RunScript("fire", self.keys.request_keys(request.id),
+                                ["owe", owed.to_json(), kind])
         if reply[0] != "owed":
             return False
-        schedule = self.keys.schedule("remind")
+        schedule = self.keys.schedule(kind)
         expire_at = _to_ms(request.deadline) + self.retention_ms
         due = int(reply[1]) + int(after.total_seconds() * 1000)
         yield Batch([Call("zadd", (schedule, {request.id: due}), {"lt": True}),

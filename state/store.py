@@ -253,8 +253,9 @@ class ApprovalStore:
     def defer_many(self, kind: str, holds: Mapping[str, datetime]) -> None:
         self._run(self.plans.defer_many(kind, holds))
 
-    def owe(self, request: ApprovalRequest, owed: Owed, after: timedelta) -> bool:
-        result: bool = self._run(self.plans.owe(request, owed, after))
+    def owe(self, request: ApprovalRequest, owed: Owed, after: timedelta,
+            kind: str = "remind") -> bool:
+        result: bool = self._run(self.plans.owe(request, owed, after, kind))
         return result
 
     def take_stale(self, limit: int = 100) -> list[str]:

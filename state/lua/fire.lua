@@ -1,9 +1,11 @@
 -- fire: take one scheduled action of a request if it is due, and say when the next is due.
 -- ARGV[1] kind: 'remind' (one more reminder, up to the limit; or, first, the posts of the
 --                         last one owed again)
---               'escalate' (announce every escalation tier whose time has come)
---               'owe' (ARGV[2]: JSON of the last reminder's posts Slack surely did not take,
---                      merged with those already owed)
+--               'escalate' (announce every escalation tier whose time has come; or, first,
+--                           the posts of the last announcement owed again)
+--               'owe' (ARGV[2]: JSON of the last reminder's, or with ARGV[3] 'escalate' the
+--                      last announcement's, posts Slack surely did not take, merged with
+--                      those already owed)
 -- Returns {'fired', reminders sent | tiers reached, next due ms or '', the count before,
 --          the state hash as HGETALL gives it}
 --      or {'resend', the same four, the owed JSON}: the owed posts, taken once
@@ -14,8 +16,9 @@
 
 local kind = ARGV[1]
 local due_field = kind == 'escalate' and 'esc_due' or 'remind_due'
+local owed_field = (kind == 'escalate' or ARGV[3] == 'escalate') and 'esc_owed' or 'remind_owed'
 local state = redis.call('HMGET', KEYS[2], 'status', 'deadline_ms', due_field, 'remind_every',
-                         'remind_limit', 'reminders', 'tiers', 'tiers_reached', 'remind_owed')
+                         'remind_limit', 'reminders', 'tiers', 'tiers_reached', owed_field)
 if not state[1] then
   return {'unknown'}
 end
@@ -28,22 +31,29 @@ if kind == 'owe' then
   local owed = ARGV[2]
   if state[9] then
     local old, new = cjson.decode(state[9]), cjson.decode(ARGV[2])
-    local users, seen = {}, {}
-    for _, list in ipairs({old.users, new.users}) do
-      for _, u in ipairs(list) do
-        if not seen[u] then seen[u] = true; table.insert(users, u) end
+    local function union(a, b)
+      local out, seen = {}, {}
+      for _, list in ipairs({a or {}, b or {}}) do
+        for _, u in ipairs(list) do
+          if not seen[u] then seen[u] = true; table.insert(out, u) end
+        end
       end
+      return out
     end
-    owed = cjson.encode({thread = old.thread or new.thread, users = users,
-                         tries = math.max(old.tries, new.tries)})
+    owed = cjson.encode({thread = old.thread or new.thread, users = union(old.users, new.users),
+                         to = union(old.to, new.to), tries = math.max(old.tries, new.tries)})
   end
-  redis.call('HSET', KEYS[2], 'remind_owed', owed)
+  redis.call('HSET', KEYS[2], owed_field, owed)
   return {'owed', tostring(now)}
 end
 if kind == 'remind' and state[9] then
   -- Whoever takes the owed posts first sends them: a resend happens once, like a reminder.
   redis.call('HDEL', KEYS[2], 'remind_owed')
   return {'resend', state[6], state[3] or '', state[6], redis.call('HGETALL', KEYS[2]), state[9]}
+end
+if kind == 'escalate' and state[9] then
+  redis.call('HDEL', KEYS[2], 'esc_owed')
+  return {'resend', state[8], state[3] or '', state[8], redis.call('HGETALL', KEYS[2]), state[9]}
 end
 if not state[3] or now < tonumber(state[3]) then
   return {'not_due', state[3] or ''}

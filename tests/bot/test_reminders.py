@@ -335,3 +335,21 @@ def test_one_sweep_sends_only_what_its_time_allows_the_rest_next(bot: BotStack) 
     assert nudger.run_due(REMIND, limit=1, budget=timedelta(0)) == 1
     assert nudger.run_due(REMIND, limit=1) == 1
     assert all(len(thread_replies(bot, r)) == 1 for r in requests)
+
+
+def test_an_escalation_slack_did_not_take_is_sent_again_once(bot: BotStack) -> None:
+    request = bot.post(approvers=[MAYA], escalate=[{"after": "PT1S", "to": [OLIVER]}])
+    bot.sweeper.nudger.resend_after = timedelta(0)  # at the next sweep
+    until_due(bot, "escalate", request)
+    # Rate limited through every retry: Slack did not post the announcement in the thread.
+    bot.sandbox.faults.inject("chat.postMessage", 429, count=4, retry_after=0)
+    bot.sweeper.sweep_once()
+    assert thread_replies(bot, request) == []
+    assert len(dms(bot, OLIVER)) == 1  # the DM went out
+    bot.sweeper.sweep_once()
+    (reply,) = thread_replies(bot, request)
+    assert f"Escalated to <@{OLIVER}>" in reply
+    assert len(dms(bot, OLIVER)) == 1  # not sent twice
+    bot.sweeper.sweep_once()
+    assert len(thread_replies(bot, request)) == 1
+    assert [e.event for e in bot.store.audit(request.id)].count("escalated") == 1

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from slack_approvals.state import ApprovalStore, CloseStatus, DecideStatus, Status
+from slack_approvals.state.errors import InvalidRequest
 from slack_approvals.state.models import ms_to_datetime
 from slack_approvals.state.plans import Owed, new_request_id
 from tests.state.support import FRANK, MAYA, OPS, OUTSIDER, REQUESTER, spec, until_server_clock_reaches
@@ -444,3 +445,27 @@ def test_concurrent_owes_are_merged_not_lost(store: ApprovalStore) -> None:
     wait_due(store, "remind", request.id)
     taken = store.fire("remind", request.id)
     assert taken.resend == Owed(thread=True, users=(MAYA, FRANK), tries=2)
+
+
+def test_an_announcements_owed_posts_are_taken_once_by_the_escalation(store: ApprovalStore) -> None:
+    request = store.create(spec(escalate=[{"after": "PT0.05S", "to": [LI, OUTSIDER]},
+                                          {"after": "PT1H", "to": [OPS]}]))
+    wait_due(store, "escalate", request.id)
+    fired = store.fire("escalate", request.id)
+    assert fired.fired and fired.request is not None
+    owed = Owed(thread=False, users=(LI,), to=(LI, OUTSIDER))
+    assert store.owe(fired.request, owed, timedelta(0), "escalate")
+    assert store.owe(fired.request, Owed(thread=True, users=(OUTSIDER,), to=(LI, OUTSIDER)),
+                     timedelta(0), "escalate")
+    # A reminder owes nothing here: the two are kept apart.
+    assert store.fire("remind", request.id).resend is None
+    wait_due(store, "escalate", request.id)
+    taken = store.fire_many("escalate", store.read_specs(store.claim("escalate")))[request.id]
+    assert taken.resend == Owed(thread=True, users=(LI, OUTSIDER), to=(LI, OUTSIDER))
+    assert (taken.before, taken.count) == (1, 1)
+    # Taken once; the next tier stays scheduled at its time.
+    assert store.fire("escalate", request.id).resend is None
+    assert due_of(store, "escalate", request.id) == (
+        request.created_at + timedelta(hours=1)).timestamp() * 1000
+    with pytest.raises(InvalidRequest, match="neither 'remind' nor 'escalate'"):
+        store.owe(fired.request, owed, timedelta(0), "mail")
