@@ -69,6 +69,9 @@ STATE_TEXT = {Status.APPROVED: "approved", Status.REJECTED: "rejected",
               Status.TIMED_OUT: "timed out", Status.CANCELLED: "cancelled"}
 REFUSED_TEXT = {
     DecideStatus.CLOSED: ("This request is closed", "It was decided before your vote: nothing changed."),
+    DecideStatus.SETTLED: ("This request is already approved",
+                           "An escalation tier lowered the quorum and the approvals already "
+                           "given met it: your vote was not recorded and this link stays unused."),
     DecideStatus.EXPIRED: ("This request has expired",
                            "Its deadline passed before your vote: nothing changed."),
     DecideStatus.SELF_APPROVAL: ("You cannot approve your own request",
@@ -270,6 +273,9 @@ class ApprovalPages:
             heading, message = REFUSED_TEXT.get(result.status, REFUSED_TEXT[DecideStatus.CLOSED])
             if result.status is DecideStatus.EXPIRED and request is not None:
                 self.deps.background.submit(self.deps.closer.expire, request.id)
+            if result.status is DecideStatus.SETTLED and request is not None:
+                # This visit closed it: the Slack message and the report follow as for a click.
+                self.deps.background.submit(self.deps.closer.announce, request)
             return Page(409, heading, message, problem=True, request=request)
         # The same follow-up as a click: the Slack message shows the vote, a final decision is
         # reported (the waiting run already woke on Redis).
@@ -278,7 +284,8 @@ class ApprovalPages:
         if request.decision is not None:
             message = f"The request is now {STATE_TEXT[request.decision.status]}."
         else:
-            message = (f"{len(request.approvals)} of {request.spec.quorum} approvals so far; "
+            quorum = request.quorum_at(datetime.now(UTC))
+            message = (f"{len(request.approvals)} of {quorum} approvals so far; "
                        "the request waits for the others.")
         return Page(200, f"Your {verb} was recorded", message, request=request)
 

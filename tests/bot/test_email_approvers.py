@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from slack_approvals.bot.ids import APPROVE_ACTION
+from slack_approvals.bot.links import token_hash
 from slack_approvals.state.models import Status
 from tests.bot.fixtures import MAYA, RILEY, BotStack
 from tests.bot.mailbox import (
@@ -208,3 +209,24 @@ def test_a_busy_mail_server_is_tried_again_and_a_refusal_is_final(mail: MailStac
     assert len(failed) == 1 and failed[0].model_extra["final"] is True  # type: ignore[index]
     assert mail.mailer.run_due() == 0 and mail.mailbox.handler.attempts == 3
     assert request.id != refused.id
+
+
+def test_a_link_confirmed_after_a_tier_lowered_the_quorum_shows_the_decision(
+        mail: MailStack) -> None:
+    """Maya's approval met the quorum of 1 that the tier brought at 1 s: confirming the mailed
+    link then closes the request approved (as any vote would), says the vote was not recorded,
+    leaves the link unused and edits the Slack message as a click does."""
+    request = mail.request(quorum=2, escalate=[{"after": timedelta(seconds=1),
+                                                "to": [RILEY], "quorum": 1}])
+    approve = mail.mail_links(request)["approve"]
+    mail.bot.click(MAYA, request, APPROVE_ACTION)
+    mail.bot.wait_message(request, "1 of 2")
+    time.sleep(1.2)  # past the tier's time, before any sweep announces it
+    done = confirm(approve)
+    assert done.status_code == 409 and "This request is already approved" in done.text
+    stored = mail.bot.store.get(request.id)
+    assert stored.status is Status.APPROVED
+    assert [v.user for v in stored.votes] == [MAYA]
+    record = mail.bot.store.link(request.id, token_hash(approve.rstrip("/").rsplit("/", 1)[-1]))
+    assert record is not None and not record.get("used_by")
+    mail.bot.wait_message(request, "Approved")
