@@ -155,6 +155,8 @@ def start_deployment_run(settings: Settings, entry: RegisteredFlow, pairs: dict[
         raise fail(str(e)) from e
     typer.echo(f"{entry.name}: {launched.where} on {prefect_api_url()}")
     typer.echo(f"flow run {launched.flow_run_id}" + (f"  {launched.url}" if launched.url else ""))
+    if launched.warning:
+        typer.echo(f"warning: {launched.warning}", err=True)
 
 
 def serve_command(limit: int | None) -> None:
@@ -199,13 +201,17 @@ def deploy_command(pool: str, result_storage: str | None, working_dir: Path | No
     typer.echo(f"work pool {report.pool}: " + ("created (process)" if report.pool_created
                                                 else "exists (process)"))
     for deployed in report.deployments:
-        typer.echo(f"{deployed.action:8} {deployed.name}")
+        typer.echo(deployed.line)
     env = report.job_variables.get("env", {})
     typer.echo(f"on {prefect_api_url()}; each run's environment adds "
                + " ".join(f"{k}={v}" for k, v in sorted(env.items()))
                + (f"; working directory {report.job_variables['working_dir']}"
                   if "working_dir" in report.job_variables else ""))
-    if any(d.action == "moved" for d in report.deployments):
+    for name in report.stale:
+        typer.echo(f"warning: {name} deploys a flow this version no longer has: its runs "
+                   f"cannot start; delete it (prefect deployment delete {name}) once no run of "
+                   "it waits", err=True)
+    if any(d.action == "moved" and d.moved_from is None for d in report.deployments):
         typer.echo("warning: some deployments were `approvals serve`'s until now: stop every "
                    "`approvals serve` on this Prefect server, or it races the workers", err=True)
     if result_storage is None:

@@ -21,17 +21,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowFilter,
+    FlowFilterId,
+)
 from prefect.deployments.runner import DeploymentApplyError, RunnerDeployment
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 from prefect.workers.process import ProcessWorker
 
 from slack_approvals.core.errors import ApprovalsError
 from slack_approvals.flows.registry import DEPLOYMENT_NAME, REGISTRY
 from slack_approvals.flows.services import BOOTSTRAP_ENV
+
+from .launching import launch_error, prefect_api_url
 
 BOOTSTRAP = "slack_approvals.approvals.launching:install_services_from_environment"
 POOL_TYPE = "process"
@@ -51,8 +58,16 @@ class Deployed:
     """One line of what `approvals deploy` did."""
 
     name: str  # `<flow>/slack-approvals`
-    # "moved": it was `approvals serve`'s (no pool) until now
+    # "moved": it was on another pool, or `approvals serve`'s (no pool), until now
     action: Literal["created", "updated", "moved"]
+    moved_from: str | None = None  # the pool it was on; None for `approvals serve`'s
+
+    @property
+    def line(self) -> str:
+        if self.action != "moved":
+            return f"{self.action:8} {self.name}"
+        source = f"pool {self.moved_from}" if self.moved_from else "approvals serve"
+        return f"{self.action:8} {self.name} (from {source})"
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ class DeployReport:
     pool_created: bool
     deployments: list[Deployed]
     job_variables: dict[str, Any]
+    # `<flow>/slack-approvals` deployments of flows no longer registered: left as they are
+    stale: list[str]
 
 
 def served_deployments(job_variables: dict[str, Any] | None = None) -> list[RunnerDeployment]:
@@ -103,11 +120,14 @@ def ensure_process_pool(name: str) -> bool:
         try:
             pool = client.read_work_pool(name)
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(
-                name=name, type=POOL_TYPE,
-                description="slack-approvals flows, run by `prefect worker start --type process`",
-                base_job_template=ProcessWorker.get_default_base_job_template()))
-            return True
+            try:
+                client.create_work_pool(WorkPoolCreate(
+                    name=name, type=POOL_TYPE,
+                    description="slack-approvals flows, run by `prefect worker start --type process`",
+                    base_job_template=ProcessWorker.get_default_base_job_template()))
+                return True
+            except ObjectAlreadyExists:  # a concurrent deploy made it first: use theirs
+                pool = client.read_work_pool(name)
     if pool.type != POOL_TYPE:
         raise DeployError(f"work pool {name!r} is a {pool.type} pool; these deployments need a "
                           f"process pool: name another pool (`approvals deploy --pool NAME` "
@@ -159,15 +179,34 @@ def deploy_to_pool(pool: str, *, result_storage: str | None = None,
             for deployment in served_deployments(variables):
                 name = f"{deployment.flow_name}/{deployment.name}"
                 action: Literal["created", "updated", "moved"]
+                moved_from = None
                 try:
                     existing = client.read_deployment_by_name(name)
-                    action = "updated" if existing.work_pool_name else "moved"
+                    moved_from = existing.work_pool_name
+                    action = "updated" if moved_from == pool else "moved"
                 except ObjectNotFound:
                     action = "created"
                 deployment.apply(work_pool_name=pool)
-                done.append(Deployed(name, action))
-    except (DeploymentApplyError, httpx.HTTPStatusError) as e:
-        raise DeployError(f"the Prefect server refused: {e}") from e
-    except (httpx.HTTPError, OSError) as e:
-        raise DeployError(f"could not reach the Prefect server: {type(e).__name__}: {e}") from e
-    return DeployReport(pool=pool, pool_created=created, deployments=done, job_variables=variables)
+                done.append(Deployed(name, action, moved_from if action == "moved" else None))
+            stale = stale_deployments(client)
+    except DeploymentApplyError as e:
+        raise DeployError(f"the Prefect server at {prefect_api_url()} refused: {e}") from e
+    except DeployError:
+        raise
+    except Exception as e:
+        raise DeployError(str(launch_error(e, f"the Prefect server at {prefect_api_url()} "
+                                              f"answered 404 Not Found: {e}"))) from e
+    return DeployReport(pool=pool, pool_created=created, deployments=done, job_variables=variables,
+                        stale=stale)
+
+
+def stale_deployments(client: SyncPrefectClient) -> list[str]:
+    """`<flow>/slack-approvals` deployments whose flow is no longer registered: a run of one
+    would fail to import it. Reported, not deleted (runs of it may still be waiting)."""
+    registered = {entry.flow.name for entry in REGISTRY.values()}
+    found = client.read_deployments(
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[DEPLOYMENT_NAME])))
+    flows = {flow.id: flow.name for flow in client.read_flows(
+        flow_filter=FlowFilter(id=FlowFilterId(any_=[d.flow_id for d in found])))} if found else {}
+    return sorted(f"{flows[d.flow_id]}/{d.name}" for d in found
+                  if d.flow_id in flows and flows[d.flow_id] not in registered)

@@ -20,10 +20,12 @@ from typing import Any
 from uuid import UUID
 
 import anyio
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.objects import StateType
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import TerminationSignal
 from prefect.runner import Runner
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from prefect.states import AwaitingRetry
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 # A waiting gate stops within a second of its SIGTERM; one busy elsewhere gets this long before
 # SIGKILL (its requests stay open either way: no hook runs on SIGKILL).
 STOP_GRACE_SECONDS = 20.0
-HANDED_BACK_MESSAGE = "handed back by approvals serve on shutdown; the next approvals serve runs it again"
+HANDED_BACK_MESSAGE = "handed back on shutdown of its worker or approvals serve; the next one runs it again"
 
 
 class HandingBackRunner(Runner):
@@ -68,22 +70,44 @@ class HandingBackRunner(Runner):
             self._logger.exception("could not stop the process of flow run %s", run_id)
 
 
+# The only states a stopped run may be handed back from: still Running or Pending (the
+# process died before its engine or its worker recorded anything) or Crashed (the termination
+# signal we sent). Cancelling, Paused/Suspended, Scheduled (AwaitingRetry included) and the
+# final states say that somebody else decided the run's fate meanwhile: a cancel must not come
+# back, and a suspended run is resumed by its decision, never re-run.
+HAND_BACK_FROM = frozenset({StateType.RUNNING, StateType.PENDING, StateType.CRASHED})
+# Each Prefect call of a hand-back is bounded (no client retries): a stop must end within the
+# unit's TimeoutStopSec even when the Prefect server hangs.
+HAND_BACK_TIMEOUT_SECONDS = 5.0
+
+
+async def _reschedule_one(client: PrefectClient, run_id: UUID) -> bool:
+    state = (await client.read_flow_run(run_id)).state
+    if state is not None and state.type not in HAND_BACK_FROM:
+        log.info("flow run %s is %s: left as it is, not handed back", run_id, state.name)
+        return False
+    await client.set_flow_run_state(
+        run_id, AwaitingRetry(scheduled_time=datetime.now(UTC), message=HANDED_BACK_MESSAGE),
+        force=True)
+    return True
+
+
 async def reschedule(run_ids: set[UUID]) -> list[UUID]:
-    """Set each stopped run to AwaitingRetry (due now), unless it ended on its own meanwhile
-    (completed, failed or cancelled before the signal reached it): those keep their state."""
+    """Set each stopped run to AwaitingRetry (due now) if it is Running, Pending or Crashed;
+    a run that ended, is being cancelled or was suspended meanwhile keeps its state. All runs
+    at once, each call bounded; a run that could not be handed back is logged by id."""
+    ids = sorted(run_ids)
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
+        async with get_client(httpx_settings={"timeout": HAND_BACK_TIMEOUT_SECONDS}) as client:
+            results = await asyncio.gather(*(_reschedule_one(client, run_id) for run_id in ids),
+                                           return_exceptions=True)
     rescheduled = []
-    async with get_client() as client:
-        for run_id in sorted(run_ids):
-            try:
-                state = (await client.read_flow_run(run_id)).state
-                if state is not None and state.is_final() and not state.is_crashed():
-                    continue
-                await client.set_flow_run_state(
-                    run_id, AwaitingRetry(scheduled_time=datetime.now(UTC), message=HANDED_BACK_MESSAGE),
-                    force=True)
-            except Exception:
-                log.exception("could not hand flow run %s back to Prefect", run_id)
-                continue
+    for run_id, result in zip(ids, results, strict=True):
+        if isinstance(result, BaseException):
+            log.error("could not hand flow run %s back to Prefect (%s: %s): it stays as it is; "
+                      "start it again if it does not end on its own", run_id,
+                      type(result).__name__, result)
+        elif result:
             rescheduled.append(run_id)
     return rescheduled
 

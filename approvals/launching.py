@@ -17,16 +17,18 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent import futures
 from concurrent.futures import Future
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun, State
-from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound
+from prefect.client.schemas.responses import DeploymentResponse
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.flow_engine import run_flow_async, run_flow_sync
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, get_current_settings, temporary_settings
 
@@ -64,6 +66,13 @@ STOP_TIMEOUT_SECONDS = 15.0  # how long a stopping bot waits for its cancelled r
 STOP_SCAN_LIMIT = 5000  # pending requests read to find those of this process's runs
 # A click's follow-up asks Prefect whether the run still waits; past this it says nothing.
 RUN_STATE_TIMEOUT_SECONDS = 3.0
+# A launch's calls to Prefect: each gives up after this long, retried this often (safe: every
+# launch carries an idempotency key).
+LAUNCH_TIMEOUT_SECONDS = 10.0
+LAUNCH_RETRIES = 1
+# A deployment nothing has polled for this long has no worker (or `approvals serve`) running
+# it; they poll every few seconds (Prefect's default: 10 s).
+IDLE_POLL_SECONDS = 90
 
 
 def flow_config_from(settings: Settings) -> FlowConfig:
@@ -276,20 +285,114 @@ class DeploymentLauncher(_RegistryLaunching):
                channel: str) -> Launched:
         entry, model = prepare(flow, params, requested_by, channel)  # before anything starts
         name = f"{entry.flow.name}/{self.deployment}"
+        # One key per launch: the client's retry of a create whose answer was lost (a timeout,
+        # a 502 from a proxy) returns the run already made instead of making a second one,
+        # which would post a second approval request.
+        key = uuid.uuid4().hex
         try:
-            flow_run = run_deployment(name, parameters=entry.parameters(model), timeout=0,
-                                      tags=_tags(requested_by), as_subflow=False)
-        except ObjectNotFound as e:
-            raise LaunchError(missing_deployment(name)) from e
-        except (httpx.HTTPError, OSError) as e:
-            raise LaunchError(f"could not reach the Prefect server at {prefect_api_url()}: "
-                              f"{type(e).__name__}: {e}") from e
-        assert isinstance(flow_run, FlowRun)  # called from a thread, run_deployment answers in kind
+            with launch_client() as client:
+                deployment = client.read_deployment_by_name(name)
+                flow_run = client.create_flow_run_from_deployment(
+                    deployment.id, parameters=entry.parameters(model), tags=_tags(requested_by),
+                    idempotency_key=key)
+                warning = idle_warning(client, deployment)
+        except Exception as e:
+            raise launch_error(e, missing_deployment(name)) from e
         run_id = str(flow_run.id)
         log.info("started %s as deployment run %s (%s) for %s", name, flow_run.name, run_id,
                  requested_by)
+        if warning:
+            log.warning("flow run %s of %s: %s", run_id, name, warning)
         return Launched(flow_run_id=run_id, flow_name=entry.name, url=flow_run_url(self.ui_url, run_id),
-                        deployment=name, run_name=flow_run.name)
+                        deployment=name, run_name=flow_run.name, warning=warning)
+
+
+@contextmanager
+def launch_client() -> Iterator[SyncPrefectClient]:
+    """A client whose calls give up within LAUNCH_TIMEOUT_SECONDS, retried at most
+    LAUNCH_RETRIES times (Prefect's defaults, 60 s and 5 retries with backoff, would keep the
+    CLI or the Slack reply waiting minutes on a hung server)."""
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: LAUNCH_RETRIES}), \
+            get_client(sync_client=True, httpx_settings={"timeout": LAUNCH_TIMEOUT_SECONDS}) as client:
+        yield client
+
+
+def idle_warning(client: SyncPrefectClient, deployment: DeploymentResponse) -> str | None:
+    """What keeps a new run from starting: a paused pool, or no worker (no `approvals serve`)
+    polling for the deployment lately. None when something polls, and when Prefect cannot say."""
+    try:
+        if deployment.work_pool_name:
+            pool = client.read_work_pool(deployment.work_pool_name)
+            if pool.is_paused:
+                return (f"work pool {pool.name} is paused: the run starts when it is resumed "
+                        f"(prefect work-pool resume {pool.name})")
+        polled = deployment.last_polled
+        if polled is not None and datetime.now(UTC) - polled < timedelta(seconds=IDLE_POLL_SECONDS):
+            return None
+        since = f"since {polled:%Y-%m-%d %H:%M:%S} UTC" if polled is not None else "yet"
+        if deployment.work_pool_name:
+            return (f"no worker has polled work pool {deployment.work_pool_name} {since}; "
+                    "the run starts when one does")
+        return f"no `approvals serve` has polled for it {since}; the run starts when one does"
+    except Exception as e:  # the run exists: a failed look at the pool must not hide that
+        log.info("could not tell whether anything polls for %s: %s", deployment.name, e)
+        return None
+
+
+def launch_error(e: Exception, not_found: str) -> LaunchError:
+    """One readable line for everything a Prefect call can raise at a launch or a deploy."""
+    url = prefect_api_url()
+    if isinstance(e, ObjectNotFound):
+        return LaunchError(api_url_problem(url) or not_found)
+    if isinstance(e, (httpx.HTTPStatusError, PrefectHTTPStatusError)):
+        wrong_url = api_url_problem(url) if e.response.status_code == 404 else None
+        return LaunchError(wrong_url or refused(url, e.response))
+    if isinstance(e, (httpx.HTTPError, OSError)):
+        return LaunchError(f"could not reach the Prefect server at {url}: {type(e).__name__}: {e}")
+    if isinstance(e, ValueError):  # JSONDecodeError included: an answer that is not the API's
+        return LaunchError(api_url_problem(url) or
+                           f"the server at {url} did not answer as a Prefect API "
+                           f"({type(e).__name__}: {e}); is PREFECT_API_URL right?")
+    return LaunchError(f"could not start the run on the Prefect server at {url}: "
+                       f"{type(e).__name__}: {e}")
+
+
+def refused(url: str | None, response: httpx.Response) -> str:
+    """`the Prefect server at X refused: 422 Unprocessable Entity: <its detail>`."""
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    text = " ".join(str(detail).split())[:300]
+    return f"the Prefect server at {url} refused: {response.status_code} {response.reason_phrase}: {text}"
+
+
+def api_url_problem(url: str | None) -> str | None:
+    """When PREFECT_API_URL is not a Prefect API but `{url}/api` is (the `/api` left off),
+    say so; a 404 there would otherwise read as "no such deployment"."""
+    if not url:
+        return None
+    base = url.rstrip("/")
+
+    def healthy(http: httpx.Client, health: str) -> bool:
+        """Prefect's /health answers the JSON `true`; a web page answers 200 too."""
+        response = http.get(health)
+        try:
+            return response.status_code == 200 and response.json() is True
+        except ValueError:
+            return False
+
+    try:
+        with httpx.Client(timeout=RUN_STATE_TIMEOUT_SECONDS) as http:
+            if healthy(http, f"{base}/health"):
+                return None
+            if not base.endswith("/api") and healthy(http, f"{base}/api/health"):
+                return (f"PREFECT_API_URL={url} is the Prefect server's address, not its API: "
+                        f"PREFECT_API_URL must end in /api ({base}/api)")
+    except httpx.HTTPError:
+        return None
+    return (f"PREFECT_API_URL={url} does not answer as a Prefect API ({base}/health fails); "
+            "it must be the server's API, ending in /api")
 
 
 def missing_deployment(name: str) -> str:

@@ -309,6 +309,8 @@ def postgres_prefect(database: str = "bench_prefect", host: str = "127.0.0.1",
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     admin = f"postgresql://postgres@{host}:{port}/postgres"
+    # One database per process: two runs on one machine never share (or drop) each other's.
+    database = f"{database}_{os.getpid()}"
     asyncio.run(_recreate_database(admin, database))
     folder = Path(tempfile.mkdtemp(prefix="bench-prefect-"))
     api_port = free_port()

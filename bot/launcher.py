@@ -23,6 +23,8 @@ class Launched:
     # in the launching process, which ends with that process.
     deployment: str | None = None
     run_name: str | None = None
+    # Why the run may not start soon (a paused work pool, nothing polling), said with it.
+    warning: str | None = None
 
     @property
     def where(self) -> str:

@@ -17,6 +17,8 @@ from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from starlette.applications import Starlette
 
+from slack_approvals.core.errors import ApprovalsError
+
 from .deps import BotDeps
 from .metrics import BotMetrics, payload_kind
 from .sweeper import Sweeper
@@ -26,6 +28,11 @@ log = logging.getLogger(__name__)
 
 # Called once the listener has stopped, e.g. to cancel the flow runs this process holds.
 StopHook = Callable[[], None]
+PAGE_START_SECONDS = 10.0  # how long the approval page's server may take to listen
+
+
+class PageUnavailable(ApprovalsError):
+    """The approval page's server (Socket Mode) could not listen on its port."""
 
 
 def _drain(deps: BotDeps, sweeper: Sweeper, on_stop: StopHook | None) -> None:
@@ -107,6 +114,16 @@ def serve_socket_mode(app: App, app_token: str, deps: BotDeps, sweeper: Sweeper,
         page_server = uvicorn.Server(page_config(page, page_host, page_port, trusted_proxies))
         page_thread = threading.Thread(target=page_server.run, name="approval-page", daemon=True)
         page_thread.start()
+        # A page that cannot listen (the port taken, say by another replica) must stop the bot
+        # at start: carrying on without it would leave every mailed link dead.
+        deadline = time.monotonic() + PAGE_START_SECONDS
+        while not page_server.started:
+            if not page_thread.is_alive() or time.monotonic() > deadline:
+                page_server.should_exit = True
+                raise PageUnavailable(f"the approval page could not listen on {page_host}:"
+                                      f"{page_port} (APPROVALS_WEB_PORT): is another process "
+                                      "on that port?")
+            time.sleep(0.02)
 
     def on_signal(signum: int, _: FrameType | None) -> None:
         log.warning("signal %s: stopping", signum)

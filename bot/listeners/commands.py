@@ -114,10 +114,17 @@ def start_flow(command: Command, user: str, channel: str, deps: BotDeps, respond
     except LaunchError as e:
         respond(**_error(str(e)))
         return
+    except Exception as e:  # nobody reads this thread's future: say it here, and log it
+        log.exception("could not start %s for %s", command.flow, user)
+        respond(response_type="ephemeral",
+                text=f":warning: Could not start `{escape(command.flow)}`: "
+                     f"{escape(type(e).__name__)}: {escape(str(e))[:300]}")
+        return
     link = f" <{launched.url}|open in Prefect>" if launched.url else ""
     respond(response_type="ephemeral",
             text=f":rocket: Started `{launched.flow_name}`: flow run `{launched.flow_run_id}`, "
-                 f"{escape(launched.where)}.{link}")
+                 f"{escape(launched.where)}.{link}"
+                 + (f"\n:hourglass: {escape(launched.warning)}" if launched.warning else ""))
 
 
 def explain_policy(command: Command, user: str, deps: BotDeps) -> dict[str, Any]:

@@ -22,18 +22,26 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from prefect.client.orchestration import get_client
+from prefect import flow
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.client.schemas.objects import State, StateType
+from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectNotFound
 from prefect.filesystems import LocalFileSystem
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
 from bench.clicks import APPROVER, CHANNEL, REQUESTER, signed_click
 from bench.services import BOT_TOKEN, BotProcess, SandboxProcess
 from slack_approvals.approvals.cli import app
-from slack_approvals.approvals.deploying import BOOTSTRAP, RESULT_STORAGE_ENV, served_deployments
+from slack_approvals.approvals.deploying import (
+    BOOTSTRAP,
+    RESULT_STORAGE_ENV,
+    ensure_process_pool,
+    served_deployments,
+)
 from slack_approvals.approvals.launching import DeploymentLauncher, InProcessLauncher
 from slack_approvals.approvals.working import run_processes
 from slack_approvals.bot.listeners.commands import start_flow
@@ -118,6 +126,61 @@ def test_deploy_creates_a_process_pool_and_every_deployment_and_is_idempotent(
     assert f"moved    {name}" in moved.stdout
     assert "stop every `approvals serve`" in moved.stderr
     assert deployments_on(pool)[name].job_variables == {"env": {BOOTSTRAP_ENV: BOOTSTRAP}}
+
+
+@flow(name=f"retired-{uuid.uuid4().hex[:8]}")
+def retired() -> None:
+    """A flow a former version registered: only its deployment is made."""
+
+
+def test_deploy_says_which_pool_a_deployment_left_and_which_are_stale(prefect_database: str,
+                                                                      in_tmp: Path) -> None:
+    first, second = pool_name(), pool_name()
+    assert deploy("--pool", first, tmp_path=in_tmp).exit_code == 0
+    deployment = retired.to_deployment(name=DEPLOYMENT_NAME)
+    assert isinstance(deployment, RunnerDeployment)
+    stale_id = deployment.apply()
+    try:
+        result = deploy("--pool", second, tmp_path=in_tmp)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(stale_id)
+
+    assert result.exit_code == 0, result.output
+    for name in NAMES:
+        assert f"moved    {name} (from pool {first})" in result.stdout
+    assert "stop every `approvals serve`" not in result.stderr  # no serve was involved
+    stale = f"{retired.name}/{DEPLOYMENT_NAME}"
+    assert (f"warning: {stale} deploys a flow this version no longer has: its runs cannot "
+            f"start; delete it (prefect deployment delete {stale})") in result.stderr
+    assert sorted(deployments_on(second)) == NAMES
+
+
+def test_concurrent_deploys_share_the_pool_one_of_them_created(
+        prefect_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other deploy read "no such pool" a moment before the first created it."""
+    pool = pool_name()
+    assert ensure_process_pool(pool) is True
+    real_read = SyncPrefectClient.read_work_pool
+    reads: list[str] = []
+
+    def read_before_it_existed(self: SyncPrefectClient, name: str) -> Any:
+        reads.append(name)
+        if len(reads) == 1:
+            raise ObjectNotFound(None)
+        return real_read(self, name)
+
+    monkeypatch.setattr(SyncPrefectClient, "read_work_pool", read_before_it_existed)
+    assert ensure_process_pool(pool) is False  # ObjectAlreadyExists: read again, go on
+    assert reads == [pool, pool]
+
+
+def test_deploy_names_a_prefect_api_url_without_api(prefect_database: str, in_tmp: Path) -> None:
+    base = str(PREFECT_API_URL.value()).removesuffix("/api")
+    with temporary_settings({PREFECT_API_URL: base}):
+        result = deploy("--pool", pool_name(), tmp_path=in_tmp)
+    assert result.exit_code == 3
+    assert f"PREFECT_API_URL must end in /api ({base}/api)" in result.stderr
 
 
 def test_deploy_refuses_a_pool_of_another_type(prefect_database: str, in_tmp: Path) -> None:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import socket
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolUpdate
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.deployments.runner import RunnerDeployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from prefect.states import Cancelled, Cancelling, Running
 from typer.testing import CliRunner
 
 from slack_approvals.approvals.cli import app
+from slack_approvals.approvals.deploying import ensure_process_pool
 from slack_approvals.approvals.launching import (
     RUN_STATE_TIMEOUT_SECONDS,
     DeploymentLauncher,
@@ -26,6 +35,8 @@ from slack_approvals.approvals.launching import (
 )
 from slack_approvals.approvals.settings import load_settings
 from slack_approvals.bot.launcher import LaunchError
+from slack_approvals.bot.listeners.commands import start_flow
+from slack_approvals.bot.slash import parse_command
 from slack_approvals.flows.errors import BadParameters
 from slack_approvals.flows.examples import simple_approval
 from slack_approvals.flows.registry import parse_params
@@ -106,6 +117,122 @@ def test_deployment_launcher_creates_a_run_of_the_served_deployment(env: FlowEnv
     assert launched.url == f"{UI}/runs/flow-run/{launched.flow_run_id}"
     assert launched.where == (f"started deployment run {flow_run.name} of "
                               f"simple-approval/{launcher.deployment}")
+    # Nothing has polled for the deployment: the run is made, and the launch says it waits.
+    assert launched.warning == ("no `approvals serve` has polled for it yet; the run starts "
+                                "when one does")
+    # Each launch carries its own idempotency key, so a retried create makes no second run.
+    assert flow_run.idempotency_key
+
+    with get_client(sync_client=True) as client:  # what a serving Runner's poll does
+        client.get_scheduled_flow_runs_for_deployments([deployment_id])
+    polled = launcher.launch("simple-approval", {"title": "Ship it"}, requested_by=REQUESTER,
+                             channel=DEPLOYS)
+    assert polled.warning is None
+    with get_client(sync_client=True) as client:
+        second = client.read_flow_run(uuid.UUID(polled.flow_run_id))
+    assert second.idempotency_key and second.idempotency_key != flow_run.idempotency_key
+
+
+def test_a_run_on_a_paused_pool_says_it_waits_for_the_pool(env: FlowEnv) -> None:
+    pool = f"paused-{uuid.uuid4().hex[:8]}"
+    ensure_process_pool(pool)
+    with get_client(sync_client=True) as client:
+        client.update_work_pool(pool, WorkPoolUpdate(is_paused=True))
+    launcher = DeploymentLauncher(deployment=f"test-{uuid.uuid4().hex[:8]}")
+    deployment = simple_approval.to_deployment(name=launcher.deployment)
+    assert isinstance(deployment, RunnerDeployment)
+    deployment.apply(work_pool_name=pool)
+
+    launched = launcher.launch("simple-approval", {}, requested_by=REQUESTER, channel=DEPLOYS)
+
+    assert launched.warning == (f"work pool {pool} is paused: the run starts when it is resumed "
+                                f"(prefect work-pool resume {pool})")
+    with get_client(sync_client=True) as client:
+        client.update_work_pool(pool, WorkPoolUpdate(is_paused=False))
+    waiting = launcher.launch("simple-approval", {}, requested_by=REQUESTER, channel=DEPLOYS)
+    assert waiting.warning == (f"no worker has polled work pool {pool} yet; the run starts "
+                               "when one does")
+
+
+class OneAnswer(BaseHTTPRequestHandler):
+    """Answers every request alike: what the test's server class says."""
+
+    status = 200
+    content_type = "text/html"
+    body = b"<html><body>Welcome to nginx!</body></html>"
+
+    def do_GET(self) -> None:
+        self.send_response(self.status)
+        self.send_header("Content-Type", self.content_type)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_POST = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def answering(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Refusing(OneAnswer):
+    status = 422
+    content_type = "application/json"
+    body = b'{"detail": "name: field required"}'
+
+
+def test_a_wrong_prefect_api_url_is_named_as_such(env: FlowEnv) -> None:
+    launcher = DeploymentLauncher(deployment=f"test-{uuid.uuid4().hex[:8]}")
+    api = str(PREFECT_API_URL.value())
+    base = api.removesuffix("/api")
+    # The server's address without /api: its UI answers, not the API.
+    with temporary_settings({PREFECT_API_URL: base}), \
+            pytest.raises(LaunchError, match=re.escape(
+                f"PREFECT_API_URL={base} is the Prefect server's address, not its API: "
+                f"PREFECT_API_URL must end in /api ({base}/api)")):
+        launcher.launch("simple-approval", {}, requested_by=REQUESTER, channel=DEPLOYS)
+    # An HTML page (a proxy's, a web server's): one line, no JSONDecodeError traceback.
+    with answering(OneAnswer) as page, temporary_settings({PREFECT_API_URL: page}), \
+            pytest.raises(LaunchError, match=re.escape(
+                f"PREFECT_API_URL={page} does not answer as a Prefect API ({page}/health fails)")):
+        launcher.launch("simple-approval", {}, requested_by=REQUESTER, channel=DEPLOYS)
+    # A status the server refuses with is said with its detail, not as "could not reach".
+    with answering(Refusing) as refusing, temporary_settings({PREFECT_API_URL: refusing}), \
+            pytest.raises(LaunchError, match=re.escape(
+                f"the Prefect server at {refusing} refused: 422 Unprocessable Entity: "
+                "name: field required")):
+        launcher.launch("simple-approval", {}, requested_by=REQUESTER, channel=DEPLOYS)
+
+
+def test_a_launch_that_fails_unexpectedly_is_answered_and_logged(
+        env: FlowEnv, caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/api"
+    replies: list[dict[str, Any]] = []
+    launcher = InProcessLauncher()  # raises the client's own errors, not LaunchError
+    try:
+        with temporary_settings({PREFECT_API_URL: closed, PREFECT_CLIENT_MAX_RETRIES: 0}):
+            start_flow(parse_command("run simple-approval title=Lost"), REQUESTER, DEPLOYS,
+                       SimpleNamespace(launcher=launcher),  # type: ignore[arg-type]
+                       lambda **reply: replies.append(reply))
+    finally:
+        launcher.close()
+    (reply,) = replies
+    assert reply["text"].startswith(":warning: Could not start `simple-approval`: ConnectError")
+    assert any(r.getMessage() == f"could not start simple-approval for {REQUESTER}"
+               and r.exc_info is not None for r in caplog.records)
 
 
 def test_default_launcher_follows_the_prefect_api_and_installs_settings(env: FlowEnv,

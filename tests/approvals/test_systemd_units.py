@@ -101,3 +101,66 @@ def test_the_flows_need_no_signing_secret_and_the_bot_no_hold_window() -> None:
     bot = (UNITS / "bot.env").read_text()
     assert "SLACK_SIGNING_SECRET" not in flows and "SLACK_APP_TOKEN" not in flows
     assert "SLACK_SIGNING_SECRET=" in bot and "APPROVALS_HOLD_SECONDS" not in bot
+
+
+def unit_named(name: str) -> Path:
+    return UNITS / name
+
+
+def test_each_role_runs_as_its_own_user_with_only_its_own_secrets() -> None:
+    """Flow code runs as approvals-flows; it cannot read the bot's signing secret or SMTP
+    credentials, nor the Prefect server's database password."""
+    users = {unit.name: directives(unit, "User") for unit in units()}
+    assert users == {"prefect-server.service": ["prefect"],
+                     "approvals-bot@.service": ["approvals-bot"],
+                     "approvals-worker@.service": ["approvals-flows"],
+                     "approvals-serve.service": ["approvals-flows"]}
+    files = {unit.name: [Path(p).name for p in directives(unit, "EnvironmentFile")]
+             for unit in units()}
+    assert files == {"prefect-server.service": ["prefect-server.env"],
+                     "approvals-bot@.service": ["bot.env"],
+                     "approvals-worker@.service": ["flows.env"],
+                     "approvals-serve.service": ["flows.env"]}
+    # A role's data folder is its own (StateDirectory= hands it to the unit's user).
+    assert len({tuple(directives(unit, "StateDirectory")) for unit in units()
+                if unit.name != "approvals-serve.service"}) == 3
+
+
+def test_the_prefect_api_asks_every_client_for_the_auth_string() -> None:
+    server = (UNITS / "prefect-server.env").read_text()
+    assert re.search(r"^PREFECT_SERVER_API_AUTH_STRING=", server, re.MULTILINE)
+    for client in ("bot.env", "flows.env"):
+        assert re.search(r"^PREFECT_API_AUTH_STRING=", (UNITS / client).read_text(), re.MULTILINE)
+
+
+def test_bot_replicas_on_one_machine_never_share_the_page_port() -> None:
+    bot = unit_named("approvals-bot@.service")
+    assert "APPROVALS_WEB_PORT=%i" in directives(bot, "Environment")
+    assert not re.search(r"^APPROVALS_WEB_PORT=", (UNITS / "bot.env").read_text(), re.MULTILINE)
+
+
+def test_the_stop_timeout_covers_a_hand_back() -> None:
+    """systemd SIGKILLs a unit still stopping at TimeoutStopSec: the runs not yet handed back
+    would stay Running for good."""
+    from slack_approvals.approvals.handing_back import HAND_BACK_TIMEOUT_SECONDS, STOP_GRACE_SECONDS
+    from slack_approvals.approvals.working import WORKER_EXIT_SECONDS
+
+    # Runs stopping, the worker exiting, then one read and one write per run (all runs at once).
+    longest = STOP_GRACE_SECONDS + WORKER_EXIT_SECONDS + 2 * HAND_BACK_TIMEOUT_SECONDS
+    for name in ("approvals-worker@.service", "approvals-serve.service"):
+        (timeout,) = directives(unit_named(name), "TimeoutStopSec")
+        assert float(timeout) >= longest + 30, name  # room for the rescans and the log lines
+
+
+def test_the_shipped_policy_is_valid_and_installed_where_the_units_read_it() -> None:
+    policy = UNITS.parent / "approvals-policy.yaml"
+    result = subprocess.run([sys.executable, "-m", "slack_approvals", "policy", "check",
+                             str(policy)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    named = {line.split("=", 1)[1] for name in ("bot.env", "flows.env")
+             for line in (UNITS / name).read_text().splitlines()
+             if line.startswith("APPROVALS_POLICY=")}
+    assert named == {"/etc/slack-approvals/approvals-policy.yaml"}
+    guide = (UNITS.parents[1] / "docs" / "production.md").read_text()
+    assert ("deploy/approvals-policy.yaml /etc/slack-approvals/approvals-policy.yaml" in guide)
+    assert "approvals policy check /etc/slack-approvals/approvals-policy.yaml" in guide

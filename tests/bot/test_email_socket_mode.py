@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -60,3 +61,25 @@ def test_the_page_is_served_on_its_own_port(bot: BotStack, redis_server: RedisSe
             process.communicate()
         bot.sandbox.close_socket_connections()
         wait_connections(bot, process, 0, timeout=10)
+
+
+def test_a_page_port_already_taken_stops_the_bot_at_start(bot: BotStack, redis_server: RedisServer,
+                                                          tmp_path: Path) -> None:
+    """Two replicas on one machine with the same APPROVALS_WEB_PORT: the second says so and
+    exits, instead of running on with every mailed link dead."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = {**{k: v for k, v in os.environ.items() if k != "SLACK_SIGNING_SECRET"},
+               "SLACK_APP_TOKEN": DEFAULT_APP_TOKEN, "SLACK_BOT_TOKEN": BOT_TOKEN,
+               "SLACK_API_URL": bot.sandbox.api_url, "REDIS_URL": redis_server.url,
+               "APPROVALS_CHANNEL": APPROVALS_CHANNEL, "APPROVALS_SMTP_URL": "smtp://127.0.0.1:2525",
+               "APPROVALS_MAIL_FROM": "approvals@example.com",
+               "APPROVALS_PUBLIC_URL": f"http://127.0.0.1:{port}", "APPROVALS_WEB_PORT": str(port)}
+        result = subprocess.run(
+            [sys.executable, "-m", "slack_approvals", "bot", "--host", "127.0.0.1"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (f"error: the approval page could not listen on 127.0.0.1:{port} "
+            "(APPROVALS_WEB_PORT)") in result.stderr
