@@ -23,6 +23,7 @@ from slack_approvals.bot.sweeper import Sweeper
 from slack_approvals.bot.web import build_web_app
 from slack_approvals.state.closing import Closer, DecisionListener
 from slack_approvals.state.connection import connect
+from slack_approvals.state.keys import RESUME
 
 from .resuming import default_resumer
 from .settings import Settings
@@ -74,9 +75,10 @@ def build_runtime(settings: Settings, *, launcher: Launcher | None = None,
     messenger = build_messenger(settings, redis_url, on_slack_error=metrics.slack_error)
     # The scrape reads on a client of its own, with a short timeout, so a slow Redis cannot
     # hold a scrape for the store's full command timeout.
-    metrics.watch_pending(pending_reader(
-        connect(redis_url, socket_timeout=PENDING_READ_TIMEOUT_SECONDS),
-        messenger.store.plans.keys.pending_index()))
+    scrape_client = connect(redis_url, socket_timeout=PENDING_READ_TIMEOUT_SECONDS)
+    keys = messenger.store.plans.keys
+    metrics.watch_pending(pending_reader(scrape_client, keys.pending_index()))
+    metrics.watch_suspended(pending_reader(scrape_client, keys.schedule(RESUME)))
     deps = BotDeps(store=messenger.store, messenger=messenger,
                    groups=GroupResolver(make_lookup_client(messenger.client)), launcher=launcher,
                    on_decision=on_decision, resumer=default_resumer(), metrics=metrics)

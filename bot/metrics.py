@@ -6,7 +6,8 @@
     approvals_ack_seconds{kind}                     a request's arrival -> its ack
     approvals_slack_api_errors_total{method,error}  Web API calls that failed after retries
     approvals_redis_errors_total{operation,kind}    Redis errors by store operation
-    approvals_runs_suspended_total                  flow runs suspended at a gate
+    approvals_runs_suspended                        gauge, runs suspended at a gate and not yet
+                                                    resumed (the resume schedule), read at each scrape
     approvals_runs_resumed_total                    suspended runs Prefect accepted to resume
 
 Counters count what this process did: with several bots behind a load balancer, sum them.
@@ -34,6 +35,7 @@ from slack_approvals.state.resuming import ResumeOutcome, RunResumer
 # From a cache hit to Slack's 3 s ack budget and past it: where clicks and acks fall.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PENDING_METRIC = "approvals_pending_requests"
+SUSPENDED_METRIC = "approvals_runs_suspended"
 # The pending count is one Redis read per scrape; past this the scrape goes on without it.
 PENDING_READ_TIMEOUT_SECONDS = 0.5
 DECISION_OUTCOMES = tuple(s.value for s in Status if s is not Status.PENDING)
@@ -85,8 +87,6 @@ class BotMetrics:
         self.redis_errors = Counter("approvals_redis_errors", "Redis errors, by the operation "
                                     "they broke and their kind.", ["operation", "kind"],
                                     registry=registry)
-        self.runs_suspended = Counter("approvals_runs_suspended", "Flow runs suspended while "
-                                      "their gate waits.", registry=registry)
         self.runs_resumed = Counter("approvals_runs_resumed", "Suspended flow runs that Prefect "
                                     "accepted to resume after their decision.", registry=registry)
 
@@ -120,10 +120,6 @@ class BotMetrics:
         """The store's on_redis_error hook; also the scrape's own read."""
         self.redis_errors.labels(operation, type(error).__name__).inc()
 
-    def run_suspended(self) -> None:
-        """Call once for each flow run a gate suspended (Prefect's suspend_flow_run accepted)."""
-        self.runs_suspended.inc()
-
     def run_resumed(self) -> None:
         """Call once for each suspended run Prefect accepted to resume (resume_flow_run)."""
         self.runs_resumed.inc()
@@ -135,7 +131,15 @@ class BotMetrics:
     def watch_pending(self, read: PendingReader) -> None:
         """Report the pending count `read` returns at every scrape. A Redis error leaves the
         gauge out of that scrape (absent, not a stale number) and is counted."""
-        self.registry.register(_PendingCollector(read, self))
+        self.registry.register(_ScrapeGauge(PENDING_METRIC, _PENDING_HELP, "pending_count",
+                                            read, self))
+
+    def watch_suspended(self, read: PendingReader) -> None:
+        """Report the suspended runs `read` counts at every scrape, as `watch_pending` does.
+        A gate suspends in its flow run's own process, which serves no metrics; what it leaves
+        in Redis (its run's entry on the resume schedule) is what every bot can see."""
+        self.registry.register(_ScrapeGauge(SUSPENDED_METRIC, _SUSPENDED_HELP, "suspended_count",
+                                            read, self))
 
 
 @dataclass(frozen=True)
@@ -153,28 +157,33 @@ class _CountingResumer:
         return self.inner.ended(flow_run_id)
 
 
-class _PendingCollector(Collector):
-    def __init__(self, read: PendingReader, metrics: BotMetrics) -> None:
+class _ScrapeGauge(Collector):
+    def __init__(self, name: str, help_text: str, operation: str, read: PendingReader,
+                 metrics: BotMetrics) -> None:
+        self.name, self.help_text, self.operation = name, help_text, operation
         self.read = read
         self.metrics = metrics
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily(PENDING_METRIC, _PENDING_HELP)
+        yield GaugeMetricFamily(self.name, self.help_text)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             count = self.read()
         except RedisError as e:
-            self.metrics.redis_error("pending_count", e)
+            self.metrics.redis_error(self.operation, e)
             return
-        yield GaugeMetricFamily(PENDING_METRIC, _PENDING_HELP, value=count)
+        yield GaugeMetricFamily(self.name, self.help_text, value=count)
 
 
 _PENDING_HELP = "Requests waiting for a decision, read from Redis at scrape time."
+_SUSPENDED_HELP = ("Flow runs suspended at a gate and not yet resumed (entries of the resume "
+                   "schedule), read from Redis at scrape time.")
 
 
 def pending_reader(client: Any, index_key: str) -> PendingReader:
-    """ZCARD of the pending index: one O(1) read, on a client whose timeout is short."""
+    """ZCARD of a sorted set (the pending index, the resume schedule): one O(1) read, on a
+    client whose timeout is short."""
     def read() -> int:
         return int(client.zcard(index_key))
     return read

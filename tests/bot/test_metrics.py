@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -29,7 +29,7 @@ from slack_approvals.bot.ids import APPROVE_ACTION
 from slack_approvals.bot.messenger import Messenger
 from slack_approvals.bot.metrics import BotMetrics, payload_kind, pending_reader, slack_error_code
 from slack_approvals.sandbox.config import DEFAULT_APP_TOKEN
-from slack_approvals.state.keys import KeySpace
+from slack_approvals.state.keys import RESUME, KeySpace
 from slack_approvals.state.models import ApprovalRequest, RequestSpec
 from slack_approvals.state.store import ApprovalStore
 from tests.bot.fixtures import (
@@ -356,13 +356,18 @@ def test_pending_reader_counts_the_pending_index(bot: BotStack) -> None:
     assert read() == 2
 
 
-def test_suspend_and_resume_counters() -> None:
+def test_resumes_are_counted_and_suspended_runs_read_from_the_resume_schedule(
+        bot: BotStack) -> None:
     metrics = BotMetrics(CollectorRegistry())
-    metrics.run_suspended()
     metrics.run_resumed()
     metrics.run_resumed()
-    assert registry_value(metrics, "approvals_runs_suspended_total") == 1
     assert registry_value(metrics, "approvals_runs_resumed_total") == 2
+    # Two gates suspended their runs: each left its run's entry on the resume schedule.
+    watch_at = datetime.now(UTC) + timedelta(minutes=1)
+    for run in ("run-one", "run-two"):
+        assert bot.store.suspend(bot.post().id, run, watch_at) is not None
+    metrics.watch_suspended(pending_reader(bot.store.client, KeySpace().schedule(RESUME)))
+    assert registry_value(metrics, "approvals_runs_suspended") == 2
 
 
 def test_each_registry_stands_alone() -> None:
