@@ -12,7 +12,6 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import httpx
 import typer
 from prefect.client.schemas.objects import State
 from prefect.flow_engine import run_flow_async
@@ -34,7 +33,13 @@ from slack_approvals.flows.services import BOOTSTRAP_ENV
 from .cli_support import EXIT_ERROR, fail, settings_or_exit
 from .deploying import BOOTSTRAP, DeployError, deploy_to_pool, pooled_deployments, served_deployments
 from .handing_back import serve_handing_back
-from .launching import DeploymentLauncher, deployment_mode, install_services, prefect_api_url
+from .launching import (
+    DeploymentLauncher,
+    deployment_mode,
+    install_services,
+    launch_error,
+    prefect_api_url,
+)
 from .logformat import configure_logging
 from .settings import Settings, SettingsError
 from .working import WorkerError, run_worker
@@ -172,9 +177,9 @@ def serve_command(limit: int | None) -> None:
     else:
         try:
             pooled = pooled_deployments()
-        except (httpx.HTTPError, OSError) as e:
-            raise fail(f"could not reach the Prefect server at {prefect_api_url()}: "
-                       f"{type(e).__name__}: {e}") from e
+        except Exception as e:  # unreachable, refused, or not a Prefect API at all
+            raise fail(str(launch_error(e, f"the Prefect server at {prefect_api_url()} "
+                                           f"answered 404 Not Found: {e}"))) from e
         if pooled:
             pools = ", ".join(sorted(set(pooled.values())))
             raise fail(f"{len(pooled)} of these deployments are on work pool {pools} "

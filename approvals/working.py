@@ -154,19 +154,22 @@ def stop_runs(root: int) -> dict[int, UUID]:
     runs: dict[int, UUID] = {}
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     while True:
+        # Children still to exec first, then the scan: one that execs in between is found by
+        # the scan, never missed by both.
+        pending_exec = unexeced_children(root)
         fresh = {pid: run_id for pid, run_id in run_processes(root).items() if pid not in runs}
         for pid, run_id in fresh.items():
             log.info("stopping flow run %s (process %d) to hand it back", run_id, pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         runs |= fresh
-        pending_exec = unexeced_children(root)
         if (not fresh and not pending_exec) or time.monotonic() >= deadline:
             if pending_exec:
                 log.warning("processes %s forked by the worker did not start their run within "
                             "%.0f s: left alone", pending_exec, STOP_GRACE_SECONDS)
             break
         time.sleep(RESCAN_SECONDS)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS  # the last one found gets its grace too
     while any(_alive(pid) for pid in runs) and time.monotonic() < deadline:
         time.sleep(0.1)
     for pid in runs:
