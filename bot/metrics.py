@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -153,8 +153,12 @@ class _CountingResumer:
             self.metrics.run_resumed()
         return outcome
 
-    def ended(self, flow_run_id: str) -> str | None:
-        return self.inner.ended(flow_run_id)
+    @property
+    def server(self) -> str:
+        return self.inner.server
+
+    def ended(self, flow_run_ids: Sequence[str]) -> dict[str, str]:
+        return self.inner.ended(flow_run_ids)
 
 
 class _ScrapeGauge(Collector):

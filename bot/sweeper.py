@@ -1,10 +1,13 @@
 """Closes overdue requests with their timeout outcome, through the one close path, sends the
 reminders and escalation announcements that are due (bot/nudges.py), and edits again the
 messages whose last edit failed. Any number of bots may sweep one Redis: each action is
-claimed and fired once. The mailer, when there is one, runs beside it on a thread of its own."""
+claimed and fired once. The mailer, when there is one, and the resumer of suspended flow runs
+(state/resuming.py) each run beside it on a thread of their own: a slow mail server or Prefect
+server holds back no deadline, reminder or escalation."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -28,8 +31,11 @@ class Sweeper:
         # Sends the mails to email approvers; None when no SMTP server is set up.
         self.mailer = mailer
         self.interval = interval
+        # Deadlines and settled tiers close requests here without calling Prefect: the close
+        # makes the resume due in Redis and the resumer thread fires it at its next pass.
+        self.closer = dataclasses.replace(deps.closer, resumer=None)
         # A reminder post Slack did not take goes out again at the next sweep.
-        self.nudger = Nudger(deps.store, deps.messenger, deps.groups, deps.closer,
+        self.nudger = Nudger(deps.store, deps.messenger, deps.groups, self.closer,
                              resend_after=timedelta(seconds=interval))
         if clock is not None:
             self.nudger.clock = clock
@@ -40,19 +46,25 @@ class Sweeper:
         self._mail_thread = (threading.Thread(target=mailer.run, args=(self._stop, interval),
                                               name="approvals-mailer", daemon=True)
                              if mailer is not None else None)
+        self._resume_thread = (threading.Thread(target=self._resume_loop, name="approvals-resumer",
+                                                daemon=True)
+                               if deps.closer.resumer is not None else None)
 
     def sweep_once(self) -> int:
         """Closes what is overdue (returns how many), then re-edits stale messages."""
         # Each phase on its own: one that fails (a bad record, Redis restarting) is logged
         # and the phases after it still run.
-        closed = self._phase("deadlines", lambda: len(self.deps.closer.expire_due())) or 0
+        closed = self._phase("deadlines", lambda: len(self.closer.expire_due())) or 0
         # Tiers first, so a reminder in the same sweep names the people they added.
         self._phase("escalations", lambda: self.nudger.run_due(ESCALATE))
         self._phase("reminders", lambda: self.nudger.run_due(REMIND))
         self._phase("message edits", self.deps.messenger.refresh_stale)
-        # Suspended flow runs owed a resume (or watched while their request waits).
-        resume_due(self.deps.closer)
         return closed
+
+    def resume_once(self) -> dict[str, str]:
+        """Suspended flow runs owed a resume (or watched while their request waits): one
+        time-boxed pass, on the resumer thread."""
+        return resume_due(self.deps.closer)
 
     @staticmethod
     def _phase(name: str, run: Callable[[], int | None]) -> int | None:
@@ -75,10 +87,21 @@ class Sweeper:
                 # Whatever went wrong with one request must not stop every later sweep.
                 log.exception("sweep failed")
 
+    def _resume_loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.resume_once()
+            except RedisError as e:
+                log.warning("resume pass failed: %s", e)
+            except Exception:
+                log.exception("resume pass failed")
+
     def start(self) -> None:
         self._thread.start()
         if self._mail_thread is not None:
             self._mail_thread.start()
+        if self._resume_thread is not None:
+            self._resume_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -87,3 +110,6 @@ class Sweeper:
         # A send under way ends at its SMTP timeout; the lease brings back what it left.
         if self._mail_thread is not None and self._mail_thread.is_alive():
             self._mail_thread.join(timeout=10)
+        # A pass ends within its time box plus one Prefect call; the lease brings back the rest.
+        if self._resume_thread is not None and self._resume_thread.is_alive():
+            self._resume_thread.join(timeout=10)

@@ -91,7 +91,9 @@ def tell_if_run_gone(deps: BotDeps, clicker: Clicker, request: ApprovalRequest) 
     """A decision is only worth something to a run still waiting at its gate. When Prefect says
     the run has ended (or is being cancelled) and its hooks did not close the request first
     (the server was restarting, say), the clicker learns that nothing will follow."""
-    run_id = request.spec.flow_run_id
+    # A department's request was asked by a child run that ended on purpose; the run its
+    # decision resumes (the suspended parent) is the one that counts.
+    run_id = request.suspended_run or request.spec.flow_run_id
     if run_id is None or deps.launcher is None:
         return
     state = deps.launcher.run_gone(run_id)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
 from prefect import flow, task
-from prefect.cache_policies import NO_CACHE, RUN_ID
+from prefect.cache_policies import NO_CACHE, RUN_ID, TASK_SOURCE
 from prefect.runtime import flow_run as current_flow_run
 from pydantic import BeforeValidator, Field, model_validator
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
@@ -35,7 +35,13 @@ from slack_approvals.policy.routing import Settled
 from slack_approvals.state.models import ApprovalRequest, Status
 
 from .errors import GatePending
-from .gates import SLACK_RETRY_POLICY, approval_gate, gate_draft, suspend_until_decided
+from .gates import (
+    SLACK_RETRY_POLICY,
+    approval_gate,
+    gate_draft,
+    suspend_until_decided,
+    wait_out_redis,
+)
 from .hooks import APPROVAL_HOOKS
 from .params import FlowParams, RequestedParams, split_commas
 from .results import FrozenModel, GateResult
@@ -227,7 +233,7 @@ class Rollup:
 
 
 # Once per run: a run resumed after a suspend finds the message it posted (persisted result).
-@task(name="post-rollup", cache_policy=RUN_ID, **SLACK_RETRY_POLICY)
+@task(name="post-rollup", cache_policy=RUN_ID + TASK_SOURCE, **SLACK_RETRY_POLICY)
 async def post_rollup(channel: str, message: dict[str, Any]) -> tuple[str, str]:
     return await asyncio.to_thread(services().board.post_message, channel, message)
 
@@ -237,9 +243,10 @@ async def update_rollup(channel: str, ts: str, message: dict[str, Any]) -> None:
     await asyncio.to_thread(services().board.update_message, channel, ts, message)
 
 
-def _requests(request_ids: list[str]) -> list[ApprovalRequest]:
-    store = services().store
-    return [store.get(request_id) for request_id in request_ids]
+async def _requests(request_ids: list[str]) -> list[ApprovalRequest]:
+    """The pending requests, read through a Redis outage (a failover must not fail the run)."""
+    get = services().store.get
+    return [await wait_out_redis(request_id, get, request_id) for request_id in request_ids]
 
 
 @flow(name="department-review", persist_result=True,
@@ -289,7 +296,7 @@ async def department_review(params: DepartmentReviewParams | None = None) -> Dep
         pending = [o.request_id for o in outcomes if isinstance(o, GatePending)]
         waiting = [d for d in waiting if d.name not in done]
         if pending:
-            await suspend_until_decided(await asyncio.to_thread(_requests, pending))
+            await suspend_until_decided(await _requests(pending))
     results = [done[d.name] for d in p.departments]
 
     def named(status: Status) -> list[str]:

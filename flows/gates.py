@@ -26,22 +26,25 @@ import math
 import random
 import re
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypedDict, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack
 from urllib.error import URLError
 
 from prefect import get_run_logger, task
+from prefect._flow_run_suspension import mark_flow_run_suspension_requested
 from prefect._internal.control_listener import get_intent
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext, TaskRunContext
-from prefect.exceptions import TerminationSignal
+from prefect.exceptions import Pause, TerminationSignal
 from prefect.flow_runs import asuspend_flow_run
 from prefect.runtime import flow_run as current_flow_run
 from prefect.runtime import task_run as current_task_run
+from prefect.settings import get_current_settings
 from prefect.states import Cancelled
 from prefect.tasks import Task
 from slack_sdk.errors import SlackApiError
@@ -59,11 +62,13 @@ from slack_approvals.state.models import (
     Fact,
     Outcome,
 )
-from slack_approvals.state.resuming import WATCH_EVERY
+from slack_approvals.state.resuming import WATCH_EVERY, server_identity
 
 from .errors import ApprovalRejected, DecisionPending, FlowRunCancelled, GatePending, RedisOutage
-from .hooks import cancel_request, hold, release
+from .hooks import cancel_request, held, hold, release
 from .services import flow_config, services
+
+_T = TypeVar("_T")
 
 GATE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}$")
 
@@ -348,41 +353,86 @@ def _hold_until(in_child: bool) -> datetime | None:
     return datetime.now(UTC) + timedelta(seconds=flow_config().hold_seconds)
 
 
+async def wait_out_redis(request_id: str, call: Callable[..., _T], *args: Any) -> _T:
+    """A call of the (sync) store from the flow's code, a Redis outage (restart, failover)
+    waited out as the wait task does; the calls made here are safe to make twice."""
+    while True:
+        try:
+            return await asyncio.to_thread(call, *args)
+        except TRANSIENT_ERRORS as e:
+            await _until_redis_answers(request_id, e)
+
+
+async def _paused_under(key: str) -> State[Any] | None:
+    """The run's state when Prefect recorded it Suspended under `key` (a suspend whose answer
+    was lost), else None. Asks until the server answers: waiting on in this process while
+    Prefect holds the run suspended would let a resume start it a second time."""
+    run_id = current_flow_run.id
+    delay = OUTAGE_FIRST_BACKOFF
+    while True:
+        try:
+            async with get_client() as client:
+                state = (await client.read_flow_run(run_id)).state
+        except Exception as e:
+            get_run_logger().warning("could not read flow run %s after its suspend (%s); "
+                                     "asking again", current_flow_run.name, e)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, OUTAGE_MAX_BACKOFF)
+            continue
+        if state is not None and state.is_paused() and state.state_details.pause_key == key:
+            return state
+        return None
+
+
 async def suspend_until_decided(requests: Sequence[ApprovalRequest]) -> bool:
-    """Suspend this flow run until any of `requests` is decided; call it from the flow's own
-    code (not a task, not a subflow). First records, per request and atomically against its
-    decision, that this run is to be resumed. Returns False when one was decided first or
-    Prefect would not suspend (the caller reads the decisions and, if need be, waits on);
-    otherwise Prefect's Pause leaves the process and the run later re-enters from the top."""
+    """Suspend this flow run until any of `requests`, or of the other requests this process's
+    gates of the run wait on, is decided; call it from the flow's own code (not a task, not a
+    subflow). First records, per request and atomically against its decision, that this run
+    is to be resumed. Returns False when one was decided first or Prefect would not suspend
+    (the caller reads the decisions and, if need be, waits on); otherwise Prefect's Pause
+    leaves the process and the run later re-enters from the top."""
     logger = get_run_logger()
     svc = services()
     run_id = current_flow_run.id
     if run_id is None or not requests:
         return False
+    root_id = current_flow_run.root_flow_run_id
+    # Gates gathered in this run wait too: the process leaves, so a decision on any of them
+    # must resume the run.
+    request_ids = list(dict.fromkeys([r.id for r in requests]
+                                     + sorted(held(run_id)) + sorted(held(root_id or run_id))))
+    server = server_identity(get_current_settings().api.url)
     watch_at = datetime.now(UTC) + WATCH_EVERY
     rounds = []
     latest = datetime.now(UTC)
-    for request in requests:
-        suspending = await asyncio.to_thread(svc.store.suspend, request.id, run_id, watch_at)
+    for request_id in request_ids:
+        suspending = await wait_out_redis(request_id, svc.store.suspend, request_id, run_id, watch_at,
+                                  server)
         if suspending is None:  # decided just now: the caller reads it
             return False
-        rounds.append(f"{request.id}:{suspending[0]}")
+        rounds.append(f"{request_id}:{suspending[0]}")
         latest = max(latest, suspending[1])
     timeout = _seconds_until(latest) + SUSPEND_GRACE.total_seconds()
     # A fresh key for each suspend (every request's round moved on): Prefect would pass a key
     # it has seen straight through.
     key = "approval:" + hashlib.sha256(",".join(sorted(rounds)).encode()).hexdigest()[:32]
     logger.info("%d approval request(s) still pending (%s): suspending flow run %s until one is "
-                "decided", len(requests), ", ".join(r.id for r in requests), current_flow_run.name)
-    for request in requests:  # the process exits: its hooks no longer hold these requests
-        release(request.id, run_id, current_flow_run.root_flow_run_id)
+                "decided", len(request_ids), ", ".join(request_ids), current_flow_run.name)
+    for request_id in request_ids:  # the process exits: its hooks no longer hold these requests
+        release(request_id, run_id, root_id)
     try:
         await asuspend_flow_run(timeout=int(timeout), key=key)
     except Exception as e:  # e.g. the Prefect server is restarting: wait in the process
+        paused = await _paused_under(key)
+        if paused is not None:  # it did suspend; only the answer was lost: leave, as Prefect does
+            logger.info("flow run %s is suspended although its suspend failed (%s)",
+                        current_flow_run.name, e)
+            mark_flow_run_suspension_requested(uuid.UUID(str(run_id)), paused)
+            raise Pause(state=paused) from None
         logger.warning("could not suspend flow run %s (%s); it waits in the process",
                        current_flow_run.name, e)
-        for request in requests:
-            hold(request.id, run_id, current_flow_run.root_flow_run_id)
+        for request_id in request_ids:
+            hold(request_id, run_id, root_id)
     return False
 
 
@@ -452,6 +502,11 @@ async def approval_gate(
     """
     draft = gate_draft(title, summary=summary, facts=facts, params=params, flow=flow, **options)
     request = await request_approval(draft, gate, key_scope)
+    if request.suspended_run is not None and FlowRunContext.get() is not None:
+        # Re-entered after a suspend: this run reads the request itself from now on, so a
+        # resume still owed (a decision that landed while it ran) must not wake its next
+        # suspend for nothing; that suspend records itself afresh.
+        await wait_out_redis(request.id, services().store.unwatch, request.id)
     decision: Decision | None = None
     while decision is None:
         hold_until = _hold_until(pending_in_child)
@@ -468,8 +523,10 @@ async def approval_gate(
             raise
         if decision is None and FlowRunContext.get() is not None and \
                 current_flow_run.parent_flow_run_id is not None:
-            # The child ends undecided (not Completed); its parent suspends.
-            release(request.id, current_flow_run.id, current_flow_run.root_flow_run_id)
+            # The child ends undecided (not Completed); its parent suspends. Only the child lets
+            # go: the parent still holds the request (its hooks cancel it should the parent end
+            # before suspending; suspending releases it).
+            release(request.id, current_flow_run.id)
             raise GatePending(request.id)
         if decision is None:
             await suspend_until_decided([request])

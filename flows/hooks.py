@@ -1,6 +1,7 @@
 """Requests a flow run leaves open are cancelled, never left with live buttons.
 
     held(flow_run_id)              the requests this process's gates of a run are waiting on
+    resumable_crash(state)         a crash that means "stopped to be run again"
     cancel_held(flow_run_id, why)  cancel them through the Closer (message edited, audit kept)
     close_open_requests            a Prefect flow state hook doing that on failure, crash or cancel
     APPROVAL_HOOKS                 the three hooks for a flow decorator: @flow(**APPROVAL_HOOKS)
@@ -71,16 +72,21 @@ def cancel_held(flow_run_id: str, reason: str) -> list[str]:
     return requests
 
 
+def resumable_crash(state: State[Any]) -> bool:
+    """A crash that puts the run down to be run again (see the module's docstring)."""
+    message = (state.message or "").lower()
+    return state.is_crashed() and any(phrase in message for phrase in _RESUMABLE_CRASHES)
+
+
 def _ending(flow_run: FlowRun, state: State[Any]) -> str | None:
     """How the run ended, in words for the request's audit; None when it is to be resumed."""
     name = flow_run.name
     if state.is_cancelling() or state.is_cancelled():
         return f"the flow run {name} was cancelled"
+    if resumable_crash(state):
+        return None
     if state.is_crashed():
-        message = state.message or ""
-        if any(phrase in message.lower() for phrase in _RESUMABLE_CRASHES):
-            return None
-        return f"the flow run {name} crashed: {message}".rstrip(": ")
+        return f"the flow run {name} crashed: {state.message or ''}".rstrip(": ")
     return f"the flow run {name} failed: {state.message or 'no message'}"
 
 

@@ -51,6 +51,12 @@ class Closer:
 
         The decision is already safe in Redis; a message that could not be edited lags
         behind (and is logged) but never undoes or hides the decision."""
+        # The resume first: the run waits on it, and Slack's retries can take half a minute.
+        if request.decision is not None and request.suspended_run and self.resumer is not None:
+            try:
+                fire_resume(self, request.id)
+            except Exception as e:  # it stays on the schedule; the sweeper tries again
+                log.warning("could not resume the run of %s now: %s", request.id, e)
         try:
             self.board.refresh(request)
         except Exception as e:  # a Slack error of any kind: the edit is not the decision
@@ -60,11 +66,6 @@ class Closer:
                 self.on_decision(request)
             except Exception:
                 log.exception("could not report the decision of %s", request.id)
-        if request.decision is not None and request.suspended_run and self.resumer is not None:
-            try:
-                fire_resume(self, request.id)
-            except Exception as e:  # it stays on the schedule; the sweeper tries again
-                log.warning("could not resume the run of %s now: %s", request.id, e)
 
     def _announced(self, closed: CloseResult) -> CloseResult:
         if closed.status is CloseStatus.CLOSED_NOW and closed.request is not None:

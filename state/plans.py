@@ -41,6 +41,7 @@ from .models import (
     email_voter,
     ms_to_datetime,
 )
+from .resuming import ResumeState
 
 HISTORY_LENGTH = 50
 # Requests read per round trip while looking for the open ones of a list.
@@ -846,13 +847,18 @@ class Plans:
         due = _to_ms(request.decision.decided_at)
         return [Call("zadd", (self.keys.schedule(RESUME), {request.id: due}))]
 
-    def suspend(self, request_id: str, flow_run_id: str, watch_at: datetime) -> Plan:
-        """Record that `flow_run_id` suspends on this request (unless it is decided: None), and
-        put a watch on the schedule at `watch_at`. Returns (round, deadline)."""
+    def suspend(self, request_id: str, flow_run_id: str, watch_at: datetime,
+                server: str = "") -> Plan:
+        """Record that `flow_run_id` of the orchestrator `server` suspends on this request
+        (unless it is decided: None), and put a watch on the schedule at `watch_at`.
+        Returns (round, deadline)."""
         check_request_id(request_id)
         if not flow_run_id or len(flow_run_id) > 100:
             raise InvalidRequest("flow_run_id: 1 to 100 characters")
-        reply = yield RunScript("suspend", self.keys.request_keys(request_id), [flow_run_id])
+        if len(server) > 500:
+            raise InvalidRequest("server: at most 500 characters")
+        reply = yield RunScript("suspend", self.keys.request_keys(request_id),
+                                [flow_run_id, server])
         if reply[0] == "unknown":
             raise RequestNotFound(request_id)
         if reply[0] != "suspend":
@@ -863,19 +869,46 @@ class Plans:
         return int(reply[1]), ms_to_datetime(int(reply[2]))
 
     def resume_state(self, request_id: str) -> Plan:
-        """(pending, run to resume or None, resume due or None) as the state hash says now."""
+        """The request's suspended run as the state hash says now (a ResumeState), read with
+        Redis's clock; None for an unknown request."""
         check_request_id(request_id)
-        status, run, due = yield Call("hmget", (self.keys.state(request_id), "status", "resume_run",
-                                                "resume_due"))
+        (seconds, micros), (status, run, due, server, missing) = yield Batch(
+            [Call("time"), Call("hmget", (self.keys.state(request_id), "status", "resume_run",
+                                          "resume_due", "resume_server", "resume_missing"))])
         if status is None:
             return None
-        return (status == Status.PENDING.value, run,
-                None if due is None else ms_to_datetime(int(due)))
+        return ResumeState(pending=status == Status.PENDING.value, run=run,
+                           due=None if due is None else ms_to_datetime(int(due)),
+                           server=server or None,
+                           missing_since=None if missing is None else ms_to_datetime(int(missing)),
+                           now=ms_to_datetime(int(seconds) * 1000 + int(micros) // 1000))
+
+    def resume_missing(self, request_id: str, now: datetime) -> Plan:
+        """The run's server said it has no such run at `now`: returns since when it says so."""
+        check_request_id(request_id)
+        state = self.keys.state(request_id)
+        _, since = yield Batch([Call("hsetnx", (state, "resume_missing", _to_ms(now))),
+                                Call("hget", (state, "resume_missing"))])
+        return ms_to_datetime(int(since))
+
+    def resume_found(self, request_id: str) -> Plan:
+        """The run's server knows it again: a later "no such run" starts a fresh count."""
+        check_request_id(request_id)
+        yield Call("hdel", (self.keys.state(request_id), "resume_missing"))
 
     def resumed(self, request_id: str) -> Plan:
         """The run was resumed (or is gone): nothing more is owed."""
         check_request_id(request_id)
-        yield Batch([Call("hdel", (self.keys.state(request_id), "resume_due")),
+        yield Batch([Call("hdel", (self.keys.state(request_id), "resume_due", "resume_missing")),
+                     Call("zrem", (self.keys.schedule(RESUME), request_id))])
+
+    def unwatch(self, request_id: str) -> Plan:
+        """The run waiting on this request is running again and reads it itself: nothing is
+        owed to it any more (a resume left over would wake its next suspend for nothing).
+        Its next suspend records itself afresh."""
+        check_request_id(request_id)
+        yield Batch([Call("hdel", (self.keys.state(request_id), "resume_run", "resume_due",
+                                   "resume_server", "resume_missing")),
                      Call("zrem", (self.keys.schedule(RESUME), request_id))])
 
     def resume_later(self, request_id: str, at: datetime | None) -> Plan:

@@ -37,6 +37,7 @@ from .plans import (
     Scripts,
     Step,
 )
+from .resuming import ResumeState
 from .scripts import script_source
 
 
@@ -262,19 +263,28 @@ class ApprovalStore:
         result: list[str] = self._run(self.plans.take_stale(limit))
         return result
 
-    def suspend(self, request_id: str, flow_run_id: str,
-                watch_at: datetime) -> tuple[int, datetime] | None:
+    def suspend(self, request_id: str, flow_run_id: str, watch_at: datetime,
+                server: str = "") -> tuple[int, datetime] | None:
         result: tuple[int, datetime] | None = self._run(
-            self.plans.suspend(request_id, flow_run_id, watch_at))
+            self.plans.suspend(request_id, flow_run_id, watch_at, server))
         return result
 
-    def resume_state(self, request_id: str) -> tuple[bool, str | None, datetime | None] | None:
-        result: tuple[bool, str | None, datetime | None] | None = self._run(
-            self.plans.resume_state(request_id))
+    def resume_state(self, request_id: str) -> ResumeState | None:
+        result: ResumeState | None = self._run(self.plans.resume_state(request_id))
         return result
+
+    def resume_missing(self, request_id: str, now: datetime) -> datetime:
+        result: datetime = self._run(self.plans.resume_missing(request_id, now))
+        return result
+
+    def resume_found(self, request_id: str) -> None:
+        self._run(self.plans.resume_found(request_id))
 
     def resumed(self, request_id: str) -> None:
         self._run(self.plans.resumed(request_id))
+
+    def unwatch(self, request_id: str) -> None:
+        self._run(self.plans.unwatch(request_id))
 
     def resume_later(self, request_id: str, at: datetime | None) -> None:
         self._run(self.plans.resume_later(request_id, at))

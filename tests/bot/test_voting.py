@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from slack_approvals.bot.blocks import parse_modal_metadata
 from slack_approvals.bot.ids import APPROVE_ACTION, REASON_BLOCK, REJECT_ACTION
@@ -219,3 +219,19 @@ def test_a_decision_on_a_waiting_run_or_a_vote_short_of_quorum_says_nothing_more
     time.sleep(0.5)  # room for an ephemeral that must not come
     assert bot.launcher.asked == ["run-waiting"]  # only final decisions on a flow's request
     assert bot.sandbox.ephemerals(MAYA) == [] and bot.sandbox.ephemerals(FRANK) == []
+
+
+def test_a_decision_that_resumes_a_suspended_parent_is_checked_against_that_run(
+        bot: BotStack) -> None:
+    # A department's request: asked by a child run that ended (Failed) on purpose; the
+    # decision resumes the parent suspended on it, which is the run that counts.
+    request = bot.post(flow_run_id="child-run-failed", approvers=[MAYA])
+    assert bot.store.suspend(request.id, "parent-run-suspended",
+                             datetime.now(UTC) + timedelta(seconds=30)) is not None
+    bot.launcher.gone["child-run-failed"] = "Failed"
+    bot.click(MAYA, request, APPROVE_ACTION)
+    bot.wait_message(request, "*Approved* by")
+    bot.sandbox.wait_for(lambda: bot.launcher.asked, what="the launcher asked about the run")
+    assert bot.launcher.asked == ["parent-run-suspended"]
+    time.sleep(0.5)  # room for an ephemeral that must not come
+    assert bot.sandbox.ephemerals(MAYA) == []

@@ -68,8 +68,9 @@ def test_a_suspended_run_is_resumed_by_a_click(live: Stack) -> None:
     live.check_outcome({run_id: request}, Status.APPROVED, StateType.COMPLETED)
     result = runs[run_id].state
     assert result is not None and result.is_completed()
-    # The resume was fired once and is off the schedule.
-    assert live.store.resume_state(request.id) == (False, run_id, None)
+    # The resume was fired once; the re-entered gate let go of the request: nothing is owed.
+    found = live.store.resume_state(request.id)
+    assert found is not None and (found.pending, found.run, found.due) == (False, None, None)
 
 
 def test_a_decision_while_prefect_is_down_is_resumed_once_it_is_back(live: Stack) -> None:
@@ -84,8 +85,8 @@ def test_a_decision_while_prefect_is_down_is_resumed_once_it_is_back(live: Stack
     try:
         assert live.click(request, live.bots[1]) == 200
         wait_for("the decision", lambda: live.store.get(request.id).status.closed, timeout=30)
-        pending, _, due = live.store.resume_state(request.id) or (None, None, None)
-        assert pending is False and due is not None  # owed, kept for the sweeper
+        found = live.store.resume_state(request.id)
+        assert found is not None and found.pending is False and found.due is not None  # owed
         time.sleep(6)  # at least one failed attempt by a sweeper
     finally:
         server.start(timeout=90)
