@@ -8,6 +8,7 @@ shows a live table of requests, then a summary and the audit trail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -194,6 +195,7 @@ def run_demo(settings: Settings, scenario: Scenario, *, auto: bool, port: int,
         if auto:
             start_auto_clicker(stack, sandbox, console)
         run = start_scenario(scenario, demo, decision_timeout)
+        stack.callback(run.stop)
         interrupted = follow_requests(demo, run, console, until_interrupted=not auto)
         print_report(demo, run.result() if run.done.is_set() else {}, console)
         if interrupted:
@@ -400,14 +402,32 @@ class ScenarioRun:
         self.done = threading.Event()
         self._result: dict[str, Any] = {}
         self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
 
     def run(self, scenario: Scenario, demo: DemoStack, decision_timeout: timedelta) -> None:
         try:
-            self._result.update(asyncio.run(scenario(demo, decision_timeout)))
+            self._result.update(asyncio.run(self._main(scenario, demo, decision_timeout)))
         except BaseException as e:
             self._error = e
         finally:
             self.done.set()
+
+    async def _main(self, scenario: Scenario, demo: DemoStack,
+                    decision_timeout: timedelta) -> dict[str, Any]:
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        return await scenario(demo, decision_timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel the scenario's flows while Redis, the sandbox and Prefect are still up: left
+        running, they would wait out the outage of each as it stops, logging from a daemon
+        thread while the interpreter shuts down (which aborts it)."""
+        loop, task = self._loop, self._task
+        if self.done.is_set() or loop is None or task is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing to cancel
+            loop.call_soon_threadsafe(task.cancel)
+        self.done.wait(timeout)
 
     def result(self) -> dict[str, Any]:
         """The scenario's result by flow; raises what the scenario raised."""
