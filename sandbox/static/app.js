@@ -50,10 +50,17 @@
     }
     page.loading = true;
     try {
-      const query = new URLSearchParams({ user: page.user, channel: page.channel });
+      const asked = { user: page.user, channel: page.channel };
+      const query = new URLSearchParams(asked);
       const response = await fetch("/ui/state?" + query.toString());
       if (response.ok) {
-        page.snapshot = await response.json();
+        const snapshot = await response.json();
+        if (page.user !== asked.user || page.channel !== asked.channel) {
+          // Another person or channel was chosen while this was on its way: ask for that one.
+          page.again = true;
+          return;
+        }
+        page.snapshot = snapshot;
         // The server falls back to a default person and channel when the URL names none.
         page.user = page.snapshot.user;
         page.channel = page.snapshot.channel;
