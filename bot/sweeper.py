@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 
-from slack_approvals.state.resuming import resume_due
+from slack_approvals.state.closing import resume_due
 
 from .deps import BotDeps
 from .mailer import Mailer

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from slack_approvals.state import ApprovalRequest, ApprovalStore, Status
-from slack_approvals.state.closing import Closer
+from slack_approvals.state.closing import Closer, fire_resume, resume_due
 from slack_approvals.state.keys import RESUME
 from slack_approvals.state.resuming import (
     MISSING,
@@ -21,8 +21,6 @@ from slack_approvals.state.resuming import (
     UNREACHABLE_RETRY,
     WATCH_EVERY,
     ResumeOutcome,
-    fire_resume,
-    resume_due,
 )
 from tests.state.support import FRANK, MAYA, spec
 
