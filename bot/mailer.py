@@ -365,18 +365,6 @@ class Mailer:
     server_trouble_until: datetime | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
 
-    def run(self, stop: threading.Event, interval: float) -> None:
-        """Send what is due every `interval` seconds until `stop` is set; for a thread of its
-        own (daemon: a mail server that does not answer must not keep the process alive)."""
-        self.stopping = stop
-        while not stop.wait(interval):
-            try:
-                self.run_due()
-            except RedisError as e:
-                log.warning("mail: Redis failed (%s); trying again", e)
-            except Exception:
-                log.exception("mail: sending failed")
-
     def run_due(self, limit: int = CLAIM_LIMIT) -> int:
         """Send the mails of every request this bot claims, `workers` requests at a time (most
         of a mail is waiting on the mail server); returns how many went out."""

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -40,14 +41,15 @@ class Sweeper:
         if clock is not None:
             self.nudger.clock = clock
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="approvals-sweeper", daemon=True)
+        self._thread = self._every("sweep", self.sweep_once, "approvals-sweeper")
         # Mail on a thread of its own: an unreachable mail server holds back no deadline,
-        # reminder or resume.
-        self._mail_thread = (threading.Thread(target=mailer.run, args=(self._stop, interval),
-                                              name="approvals-mailer", daemon=True)
+        # reminder or resume (daemon: a mail server that does not answer must not keep the
+        # process alive).
+        if mailer is not None:
+            mailer.stopping = self._stop
+        self._mail_thread = (self._every("mail", mailer.run_due, "approvals-mailer")
                              if mailer is not None else None)
-        self._resume_thread = (threading.Thread(target=self._resume_loop, name="approvals-resumer",
-                                                daemon=True)
+        self._resume_thread = (self._every("resume pass", self.resume_once, "approvals-resumer")
                                if deps.closer.resumer is not None else None)
 
     def sweep_once(self) -> int:
@@ -67,7 +69,7 @@ class Sweeper:
         return resume_due(self.deps.closer)
 
     @staticmethod
-    def _phase(name: str, run: Callable[[], int | None]) -> int | None:
+    def _phase(name: str, run: Callable[[], Any]) -> Any:
         try:
             return run()
         except RedisError as e:
@@ -76,25 +78,13 @@ class Sweeper:
             log.exception("sweep: %s failed", name)
         return None
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep_once()
-            except RedisError as e:
-                # Redis may be restarting; the next sweep tries again.
-                log.warning("sweep failed: %s", e)
-            except Exception:
-                # Whatever went wrong with one request must not stop every later sweep.
-                log.exception("sweep failed")
-
-    def _resume_loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.resume_once()
-            except RedisError as e:
-                log.warning("resume pass failed: %s", e)
-            except Exception:
-                log.exception("resume pass failed")
+    def _every(self, name: str, work: Callable[[], object], thread: str) -> threading.Thread:
+        """A daemon thread doing `work` every interval until stopped. A failure (Redis
+        restarting, one bad request) is logged by `_phase` and the next round tries again."""
+        def loop() -> None:
+            while not self._stop.wait(self.interval):
+                self._phase(name, work)
+        return threading.Thread(target=loop, name=thread, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
